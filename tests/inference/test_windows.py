@@ -1,0 +1,144 @@
+"""Sliding-window probabilities: shapes, sums, 2-D/3-D networks, small images and mirrored TTA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from autocontour.errors import InvalidInputError
+from autocontour.inference.windows import predict_probabilities
+from autocontour.models.registry import build_network
+from autocontour.training.validation import predict_logits
+
+
+@pytest.fixture(scope="module")
+def net3d() -> nn.Module:
+    torch.manual_seed(0)
+    return build_network("UNet3D", in_channels=1, out_channels=3, channels=[4, 8],
+                         strides=[(2, 2, 2), (2, 2, 2)]).eval()
+
+
+@pytest.fixture(scope="module")
+def net2d() -> nn.Module:
+    torch.manual_seed(0)
+    return build_network("ResUNet2D", in_channels=1, out_channels=3, channels=[4, 8, 16]).eval()
+
+
+def _image(*shape: int) -> Tensor:
+    return torch.randn(1, 1, *shape, generator=torch.Generator().manual_seed(1))
+
+
+class HalvesNet(nn.Module):
+    """A stand-in network that names organs by where they sit in its input, as real ones do.
+
+    Inside the "body" (image > 0) it says channel 1 ("Organ_L") on the low-x half of what it
+    sees and channel 2 ("Organ_R") on the high-x half; background elsewhere.
+    """
+
+    spatial_dims = 3
+
+    def forward(self, x: Tensor) -> Tensor:
+        width = x.shape[-1]
+        ramp = torch.arange(width, dtype=x.dtype).expand_as(x[:, :1])  # fixed x coordinate
+        body = (x[:, :1] > 0).to(x.dtype)
+        low = (ramp < width / 2).to(x.dtype)
+        return 10.0 * torch.cat([1 - body, body * low, body * (1 - low)], dim=1)
+
+
+def _check_probabilities(p: Tensor, classes: int, spatial: tuple[int, ...]) -> None:
+    assert p.shape == (classes, *spatial)
+    assert p.dtype == torch.float32 and p.device.type == "cpu"
+    assert float(p.min()) >= 0.0
+    torch.testing.assert_close(p.sum(0), torch.ones(spatial), atol=1e-5, rtol=0)
+
+
+def test_3d_network_odd_sizes_sum_to_one(net3d: nn.Module) -> None:
+    p = predict_probabilities(net3d, _image(9, 13, 11), (8, 8, 8))
+    _check_probabilities(p, 3, (9, 13, 11))
+    assert p.is_contiguous()
+
+
+def test_2d_network_slices_as_batch(net2d: nn.Module) -> None:
+    p = predict_probabilities(net2d, _image(5, 11, 13), (1, 8, 8), tta=True)
+    _check_probabilities(p, 3, (5, 11, 13))
+    assert p.is_contiguous()
+    # Each slice is predicted on its own: slice 2 alone gives the same probabilities.
+    alone = predict_probabilities(net2d, _image(5, 11, 13)[:, :, 2:3], (1, 8, 8), tta=True)
+    torch.testing.assert_close(alone[:, 0], p[:, 2], atol=1e-5, rtol=1e-5)
+
+
+def test_matches_softmax_of_validation_logits(net3d: nn.Module) -> None:
+    image = _image(10, 12, 9)
+    with torch.no_grad():
+        logits = predict_logits(net3d, image, (8, 8, 8))
+    expected = torch.softmax(logits[0], dim=0)
+    torch.testing.assert_close(predict_probabilities(net3d, image, (8, 8, 8)), expected,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_image_smaller_than_patch(net3d: nn.Module, net2d: nn.Module) -> None:
+    _check_probabilities(predict_probabilities(net3d, _image(3, 5, 6), (8, 8, 8), tta=True),
+                         3, (3, 5, 6))
+    _check_probabilities(predict_probabilities(net2d, _image(2, 5, 3), (1, 8, 8)), 3, (2, 5, 3))
+
+
+def test_list_output_uses_the_last() -> None:
+    class TwoPasses(nn.Module):
+        spatial_dims = 3
+
+        def forward(self, x: Tensor) -> list[Tensor]:
+            first = torch.cat([x, -x], dim=1)
+            return [first, 5.0 * first]
+
+    p = predict_probabilities(TwoPasses(), _image(4, 4, 4), (4, 4, 4))
+    expected = torch.softmax(5.0 * torch.cat([_image(4, 4, 4), -_image(4, 4, 4)], 1)[0], 0)
+    torch.testing.assert_close(p, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_tta_keeps_left_organs_on_the_left_with_mirror() -> None:
+    image = torch.zeros(1, 1, 4, 6, 8)
+    image[..., 1:5, 1:7] = 1.0  # the body; x index 0-3 is the low-x ("left") half
+    body = image[0, 0] > 0
+    low, high = body.clone(), body.clone()
+    low[..., 4:] = False
+    high[..., :4] = False
+
+    plain = predict_probabilities(HalvesNet(), image, (4, 6, 8))
+    assert bool((plain.argmax(0)[low] == 1).all()) and bool((plain.argmax(0)[high] == 2).all())
+
+    mirrored = predict_probabilities(HalvesNet(), image, (4, 6, 8), tta=True, mirror=[0, 2, 1])
+    _check_probabilities(mirrored, 3, (4, 6, 8))
+    assert float(mirrored[1][low].min()) > 0.99 and float(mirrored[2][high].min()) > 0.99
+    assert float(mirrored[0][~body].min()) > 0.99
+
+    # Without the channel swap the flipped pass calls the left organ "right": the two passes
+    # contradict each other and left/right is lost (0.5 each on both halves).
+    unswapped = predict_probabilities(HalvesNet(), image, (4, 6, 8), tta=True)
+    torch.testing.assert_close(unswapped[1][body], torch.full((int(body.sum()),), 0.5),
+                               atol=1e-3, rtol=0)
+    torch.testing.assert_close(unswapped[2][body], torch.full((int(body.sum()),), 0.5),
+                               atol=1e-3, rtol=0)
+
+
+def test_tta_flip_along_another_axis() -> None:
+    """With lr_axis=1 the flip runs along y, which HalvesNet ignores: swapping then is wrong."""
+    image = torch.ones(1, 1, 2, 4, 8)
+    same = predict_probabilities(HalvesNet(), image, (2, 4, 8), tta=True, lr_axis=1)
+    torch.testing.assert_close(same, predict_probabilities(HalvesNet(), image, (2, 4, 8)))
+    swapped = predict_probabilities(HalvesNet(), image, (2, 4, 8), tta=True, lr_axis=1,
+                                    mirror=[0, 2, 1])
+    assert float(swapped[1].max()) < 0.51
+
+
+def test_bad_arguments_raise(net3d: nn.Module) -> None:
+    with pytest.raises(InvalidInputError, match="2 entries"):
+        predict_probabilities(net3d, _image(4, 4, 4), (4, 4, 4), tta=True, mirror=[0, 1])
+    with pytest.raises(InvalidInputError, match="permutation"):
+        predict_probabilities(net3d, _image(4, 4, 4), (4, 4, 4), tta=True, mirror=[0, 1, 3])
+    with pytest.raises(InvalidInputError, match="permutation"):
+        predict_probabilities(net3d, _image(4, 4, 4), (4, 4, 4), tta=True, mirror=[0, 1, 1])
+    with pytest.raises(InvalidInputError, match=r"\(1, C, Z, Y, X\)"):
+        predict_probabilities(net3d, torch.zeros(1, 4, 4, 4), (4, 4, 4))
+    with pytest.raises(InvalidInputError, match="lr_axis"):
+        predict_probabilities(net3d, _image(4, 4, 4), (4, 4, 4), tta=True, lr_axis=3)
