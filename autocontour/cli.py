@@ -57,9 +57,53 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from autocontour.inference import Contourer, write_outputs
+    from autocontour.io import read_volume
+    warnings: list[str] = []
+    out = Path(args.output)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        from autocontour.errors import OutputExistsError
+        raise OutputExistsError(f"{out}: already holds files; choose another --output or pass "
+                                "--overwrite (nothing was read or written)")
+    contourer = (Contourer.from_checkpoint(args.model, args.device) if args.model
+                 else Contourer.default(args.device))
+    ct = read_volume(args.input, series=args.series, warnings=warnings)
+    organs = [o for part in args.organs for o in part.split(",") if o] if args.organs else None
+    prediction = contourer.run(ct, tta=args.tta, organs=organs, progress=not args.quiet,
+                               name=str(args.input))
+    prediction.warnings[:0] = warnings
+    report = write_outputs(prediction, ct, out, source=str(args.input), overwrite=args.overwrite)
+    for w in report["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{args.input}: {len(report['organs'])} organ(s) contoured with "
+          f"{contourer.model.name} in {report['seconds']['total']:.1f} s -> {out}/")
+    for organ in report["organs"]:
+        print(f"  {organ['name']:<18}{organ['volume_cc']:>10.2f} cm3")
+    if report["organs_not_found"]:
+        print(f"  not found: {', '.join(report['organs_not_found'])}")
+    print("  stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in report["seconds"].items()
+                                   if k != "total"))
+    return 0
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    from autocontour.inference import Contourer
+    contourer = (Contourer.from_checkpoint(args.model) if args.model else Contourer.default())
+    model = contourer.model
+    print(f"model {model.name} (trained with autocontour "
+          f"{model.info.get('autocontour_version', '?')}), recipe {model.recipe.name}, "
+          f"members: " + ", ".join(f"{n} ({type(m.net).__name__}"
+                                   f"{', region ' + 'x'.join(map(str, m.roi.size)) if m.roi else ''})"
+                                   for n, m in model.members.items()))
+    print(model.rule_table())
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from autocontour.demo import run_demo
-    run_demo(Path(args.out), seed=args.seed, shape=args.shape, overwrite=args.overwrite)
+    run_demo(Path(args.out), seed=args.seed, shape=args.shape, overwrite=args.overwrite,
+             model=args.model, tta=args.tta)
     return 0
 
 
@@ -204,11 +248,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = sub.add_parser("predict", help="contour a CT: RTSTRUCT, DICOM-SEG, NIfTI, overview, report")
+    p.add_argument("input", help="CT as a DICOM series folder or zip, NIfTI, NRRD or HDF5")
+    p.add_argument("-o", "--output", required=True, help="output folder (must be new or empty)")
+    p.add_argument("--model", default=None,
+                   help="model file or training checkpoint (default: the shipped model)")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: also the left-right mirrored CT (about 2x time)")
+    p.add_argument("--organs", nargs="+", default=None,
+                   help="only these organs (names of the model's organ set, comma or space)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--series", default=None, help="SeriesInstanceUID or SeriesNumber to read")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("model", help="show a model: members, per-organ rule, validation Dice")
+    p.add_argument("model", nargs="?", default=None, help="model file (default: the shipped one)")
+    p.set_defaults(func=_cmd_model)
+
     p = sub.add_parser("demo", help="run the main job on an embedded phantom case (no download)")
     p.add_argument("--out", default="autocontour-demo", help="output folder")
     p.add_argument("--seed", type=int, default=90001, help="phantom seed (default: %(default)s)")
     p.add_argument("--shape", type=_shape, default=None, help="grid X x Y x Z, e.g. 128x128x64")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo output")
+    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation (mirrored CT)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("phantom", help="write synthetic CT/MR/RTSTRUCT phantom cases")

@@ -1,0 +1,239 @@
+"""Train the members of a combined model, choose its rule on validation, write the model file.
+
+Used by ``scripts/train_default_model.py`` (the shipped model) and by the table-1 experiment
+(``experiments/table1_combined.py``), one fold each:
+
+1. each member (:class:`MemberPlan`) is trained by the training engine into ``out/<member>/``
+   on the data set's fold (a finished member is re-used, so an interrupted build continues);
+2. every validation case is contoured by each member alone on the model grid; a region member
+   (3-D-small) is placed by its centring member's prediction, as at inference;
+3. the rule (organ -> member) and the fall-backs take the best mean validation Dice
+   (:func:`~autocontour.inference.combined.choose_rule`); then the largest-component switch per
+   organ is chosen on the combined predictions (nnU-Net's rule: keep it unless it lowers Dice);
+4. the model file and ``out/validation.json`` (per case, member and organ: Dice and HD95) are
+   written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from autocontour import __version__
+from autocontour.data.cache import CaseCache
+from autocontour.data.importer import CACHE_NAME, write_json
+from autocontour.data.splits import load_splits, splits_path
+from autocontour.evaluation import dice
+from autocontour.inference.checks import InputExpectations
+from autocontour.inference.combined import (
+    ContourModel,
+    Member,
+    RoiSpec,
+    choose_rule,
+    combined_probabilities,
+)
+from autocontour.inference.model_file import save_model
+from autocontour.inference.postprocess import choose_largest_component, keep_largest_component
+from autocontour.training.checkpoint import load_for_inference
+from autocontour.training.config import TrainConfig
+from autocontour.training.data import resolve_recipe
+from autocontour.training.engine import Trainer
+
+
+@dataclass(frozen=True)
+class MemberPlan:
+    """How to train one member.
+
+    Attributes:
+        name: the member's name ("2d", "3d", "3d_small").
+        config: the training config as a dict (``TrainConfig.from_dict``; ``dataset``, ``out``,
+            ``fold`` and ``folds`` are filled in by :func:`train_member`).
+        roi: for a region member, where it runs at inference.
+    """
+
+    name: str
+    config: dict[str, Any]
+    roi: RoiSpec | None = None
+
+
+@dataclass
+class BuildResult:
+    """A built model and how it scored on its validation cases."""
+
+    model: ContourModel
+    path: Path
+    validation: dict[str, Any] = field(default_factory=dict)
+
+
+def train_member(plan: MemberPlan, dataset: Path, out: Path, fold: int, folds: int,
+                 progress: bool = True) -> Path:
+    """Train one member (or re-use a finished run); returns its checkpoint.
+
+    The best-validation checkpoint is used for whole-volume members; a region member's
+    validation (whole cases) says little about its box, so its last checkpoint is used.
+    """
+    run = out / plan.name
+    config = TrainConfig.from_dict({**plan.config, "dataset": str(dataset), "out": str(run),
+                                    "fold": fold, "folds": folds})
+    if not (run / "result.json").is_file():
+        Trainer(config, progress=progress).fit(resume=(run / "last.pt").is_file())
+    best = run / "best.pt"
+    return best if plan.roi is None and best.is_file() else run / "last.pt"
+
+
+def load_members(plans: Sequence[MemberPlan], checkpoints: Mapping[str, Path]
+                 ) -> tuple[dict[str, Member], Any, Any, dict[str, Any]]:
+    """The trained members, with the recipe and organ set they share."""
+    members, recipe, organs, seconds = {}, None, None, {}
+    for plan in plans:
+        net, r, o, config = load_for_inference(checkpoints[plan.name])
+        if recipe is not None and (r.to_dict() != recipe.to_dict() or o.names != organs.names):
+            raise ValueError(f"member {plan.name} was trained with another recipe or organ set")
+        recipe, organs = r, o
+        members[plan.name] = Member(plan.name, net, tuple(config["patch_size"]), plan.roi)
+        result = checkpoints[plan.name].parent / "result.json"
+        seconds[plan.name] = _training_seconds(checkpoints[plan.name].parent, result)
+    return members, recipe, organs, seconds
+
+
+def _training_seconds(run: Path, result: Path) -> float | None:
+    log = run / "metrics.jsonl"
+    if not log.is_file():
+        return None
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return round(float(rows[-1]["seconds"]), 1) if rows else None
+
+
+def member_predictions(model: ContourModel, image: torch.Tensor, member: str,
+                       device: str | torch.device) -> tuple[np.ndarray, list[str]]:
+    """Labels (model grid) of one member alone, and the organs it scores.
+
+    A region member contours its region's organs (placed by its centring member, which
+    supplies every other organ); a whole-volume member contours every organ.
+    """
+    m = model.members[member]
+    if m.roi is None:
+        rule, scored = {o: member for o in model.organs.names}, list(model.organs.names)
+    else:
+        scored = list(m.roi.organs)
+        rule = {o: (member if o in scored else m.roi.centre_from) for o in model.organs.names}
+    view = replace(model, rule=rule, largest_component={})
+    probs, _ = combined_probabilities(view, image, organs=model.organs.names, device=device)
+    return probs.argmax(0).numpy().astype(np.uint8), scored
+
+
+def validate(model: ContourModel, cache: CaseCache, case_ids: Sequence[str],
+             device: str | torch.device = "cpu", progress: Callable[[str], None] | None = None
+             ) -> dict[str, Any]:
+    """Dice and HD95 per case, member and organ on the model grid; combined with the rule.
+
+    Returns:
+        {"cases": {case: {member: {organ: {"dice", "hd95_mm"}}}}, "member_dice": {member:
+        {organ: mean Dice}}} plus, after :func:`finish_rule`, the combined rows.
+    """
+    from autocontour.evaluation import surface_scores
+
+    cases: dict[str, Any] = {}
+    truths, images = {}, {}
+    for cid in case_ids:
+        volume, labels = cache.load(cid)
+        pre = model.recipe.apply(volume, labels)
+        image = torch.from_numpy(np.asarray(pre.image.array, np.float32))[None, None]
+        truth = pre.labels.array
+        spacing = pre.image.geometry.spacing
+        images[cid], truths[cid] = (image, spacing), truth
+        cases[cid] = {}
+        for name in model.members:
+            pred, scored = member_predictions(model, image, name, device)
+            cases[cid][name] = {}
+            for organ in scored:
+                label = model.organs.by_name(organ).label
+                p, t = pred == label, truth == label
+                if not (p.any() or t.any()):
+                    continue
+                hd = surface_scores(p, t, spacing).hd95_mm
+                cases[cid][name][organ] = {"dice": dice(p, t),
+                                           "hd95_mm": None if np.isnan(hd) else float(hd)}
+        if progress:
+            progress(cid)
+    member_dice = {name: _mean_dice(cases, name) for name in model.members}
+    return {"cases": cases, "member_dice": member_dice, "_images": images, "_truths": truths}
+
+
+def _mean_dice(cases: Mapping[str, Any], member: str) -> dict[str, float]:
+    per: dict[str, list[float]] = {}
+    for scores in cases.values():
+        for organ, s in scores.get(member, {}).items():
+            per.setdefault(organ, []).append(s["dice"])
+    return {o: float(np.mean(v)) for o, v in per.items()}
+
+
+def finish_rule(model: ContourModel, validation: dict[str, Any],
+                device: str | torch.device = "cpu") -> ContourModel:
+    """Choose the rule, fall-backs and largest-component switches; score the combined model."""
+    from autocontour.evaluation import surface_scores
+
+    rule, fallback = choose_rule(validation["member_dice"], model.organs.names, model.members)
+    model = replace(model, rule=rule, fallback=fallback, largest_component={})
+    preds, truths = [], []
+    for cid, (image, _) in validation["_images"].items():
+        probs, _ = combined_probabilities(model, image, organs=model.organs.names, device=device)
+        preds.append(probs.argmax(0).numpy().astype(np.uint8))
+        truths.append(validation["_truths"][cid])
+    switches = choose_largest_component(preds, truths, model.organs.labels)
+    lcc = {o.name: bool(switches.get(o.label, True)) for o in model.organs}
+    model = replace(model, largest_component=lcc)
+    chosen = [o.label for o in model.organs if lcc[o.name]]
+    for (cid, (_, spacing)), pred, truth in zip(validation["_images"].items(), preds, truths,
+                                               strict=True):
+        final = keep_largest_component(pred, chosen)
+        validation["cases"][cid]["combined"] = {}
+        for organ in model.organs:
+            p, t = final == organ.label, truth == organ.label
+            if not (p.any() or t.any()):
+                continue
+            hd = surface_scores(p, t, spacing).hd95_mm
+            validation["cases"][cid]["combined"][organ.name] = {
+                "dice": dice(p, t), "hd95_mm": None if np.isnan(hd) else float(hd)}
+    validation["member_dice"]["combined"] = _mean_dice(validation["cases"], "combined")
+    return model
+
+
+def build_combined_model(dataset: str | Path, out: str | Path, plans: Sequence[MemberPlan], *,
+                         name: str, fold: int = 0, folds: int = 5, model_path: str | Path,
+                         device: str = "cpu", info: Mapping[str, Any] | None = None,
+                         progress: bool = True) -> BuildResult:
+    """Train (or re-use) the members on one fold, choose the rule, write the model file."""
+    dataset, out = Path(dataset), Path(out)
+    started = time.perf_counter()
+    checkpoints = {p.name: train_member(p, dataset, out, fold, folds, progress) for p in plans}
+    members, recipe, organs, seconds = load_members(plans, checkpoints)
+    if recipe is None or organs is None:
+        raise ValueError("no member to build a model from")
+    recipe = resolve_recipe(dataset, "fingerprint") if recipe is None else recipe
+    cache = CaseCache(dataset / CACHE_NAME)
+    split = load_splits(splits_path(dataset, folds))[fold]
+    spacing = np.median([cache.geometry(c).spacing for c in split["train"]], 0)
+    expect = InputExpectations("CT", tuple(float(s) for s in spacing), "LPS")
+    model = ContourModel(name, organs, recipe, expect, members,
+                         {o: next(iter(members)) for o in organs.names})
+    validation = validate(model, cache, split["val"], device)
+    model = finish_rule(model, validation, device)
+    validation.pop("_images"), validation.pop("_truths")
+    model.info = {"autocontour_version": __version__, "fold": fold, "folds": folds,
+                  "train_cases": list(split["train"]), "val_cases": list(split["val"]),
+                  "training_seconds": seconds,
+                  "build_seconds": round(time.perf_counter() - started, 1),
+                  "validation_dice": validation["member_dice"], **dict(info or {})}
+    path = save_model(model, model_path, overwrite=True)
+    write_json(out / "validation.json", {"rule": model.rule, "fallback": model.fallback,
+                                         "largest_component": model.largest_component,
+                                         **validation})
+    return BuildResult(model, path, validation)

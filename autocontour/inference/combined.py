@@ -1,0 +1,341 @@
+"""The combined model of seed 004 (spec B4): several networks, one organ set, one rule.
+
+A :class:`ContourModel` holds one or more member networks that all see the same preprocessed
+CT (the model grid) and a per-organ rule that says which member each organ's contour comes
+from. Seed 004 combined three:
+
+* a 2-D U-Net on axial slices (good for organs drawn on thick slices),
+* a 3-D U-Net on the body crop (good for large organs with 3-D context),
+* a 3-D-small U-Net for the optic chiasm and the pituitary, run only on a 16x64x64 (z, y, x)
+  region centred on the 2-D model's prediction of those two organs.
+
+A plain training checkpoint is a model with one member, so one code path contours with either.
+The rule is chosen from validation Dice (:func:`choose_rule`), saved with the model and printed
+(:meth:`ContourModel.rule_table`).
+
+How member outputs combine: organ c's probability is the probability its chosen member gives
+c; the background is ``1 - max_c`` of those (with a single member, its own background). The
+arg-max of the result is what a clinician expects ("the parotids come from the 3-D model"),
+and it stays a smooth field that can be interpolated onto the CT's own grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from autocontour.data.recipes import Recipe
+from autocontour.errors import InvalidInputError
+from autocontour.inference.checks import InputExpectations
+from autocontour.inference.windows import predict_probabilities
+from autocontour.organs import OrganSet, did_you_mean
+
+#: Seed 004's 3-D-small region (z, y, x voxels) and the organs it is for.
+SMALL_ROI_SIZE = (16, 64, 64)
+SMALL_ROI_ORGANS = ("OpticChiasm", "Pituitary")
+
+
+@dataclass(frozen=True)
+class RoiSpec:
+    """Where a region member runs: a box of ``size`` centred on another member's prediction.
+
+    Attributes:
+        size: (z, y, x) voxels on the model grid.
+        organs: the organs whose predicted centroid (of their union) centres the box.
+        centre_from: the member whose prediction places the box.
+    """
+
+    size: tuple[int, int, int]
+    organs: tuple[str, ...]
+    centre_from: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "organs": list(self.organs),
+                "centre_from": self.centre_from}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RoiSpec:
+        return cls(tuple(int(s) for s in data["size"]), tuple(data["organs"]),
+                   str(data["centre_from"]))
+
+
+@dataclass
+class Member:
+    """One network of a model.
+
+    Attributes:
+        name: e.g. "2d", "3d", "3d_small".
+        net: the network (eval mode), output channel c = label value c.
+        patch_size: its sliding window (z, y, x); z is 1 for a 2-D network.
+        roi: for a region member, where it runs; None for a whole-volume member.
+    """
+
+    name: str
+    net: nn.Module
+    patch_size: tuple[int, int, int]
+    roi: RoiSpec | None = None
+
+
+@dataclass
+class ContourModel:
+    """Member networks, the rule that combines them, and what a CT must look like for them.
+
+    Attributes:
+        name: the model's name (reports, RTSTRUCT series description).
+        organs: the organ set (label values = output channels).
+        recipe: the preprocessing every member was trained with.
+        expect: modality, spacing and orientation of the training data (input checks).
+        members: name -> member.
+        rule: organ name -> the member its contour comes from.
+        fallback: organ name -> a whole-volume member to use when a region member cannot be
+            placed (the member centring it found none of its organs).
+        largest_component: organ name -> keep only its largest connected component.
+        info: provenance (version, training command and time, validation Dice).
+
+    Raises:
+        InvalidInputError: a rule that names an unknown member or organ, a region member whose
+            centring member is missing or is itself a region member.
+    """
+
+    name: str
+    organs: OrganSet
+    recipe: Recipe
+    expect: InputExpectations
+    members: dict[str, Member]
+    rule: dict[str, str]
+    fallback: dict[str, str] = field(default_factory=dict)
+    largest_component: dict[str, bool] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise InvalidInputError(f"model {self.name!r} has no member network")
+        for organ, member in {**self.rule, **self.fallback}.items():
+            if organ not in self.organs.names:
+                raise InvalidInputError(f"model {self.name!r}: the rule names organ {organ!r}, "
+                                        f"not in organ set {self.organs.name!r}")
+            if member not in self.members:
+                raise InvalidInputError(f"model {self.name!r}: organ {organ} comes from member "
+                                        f"{member!r}, which the model does not have")
+        for m in self.members.values():
+            if m.roi is None:
+                continue
+            source = self.members.get(m.roi.centre_from)
+            if source is None or source.roi is not None:
+                raise InvalidInputError(f"model {self.name!r}: region member {m.name!r} is "
+                                        f"centred by {m.roi.centre_from!r}, which is not a "
+                                        "whole-volume member")
+
+    @property
+    def classes(self) -> int:
+        """Output channels: the largest label value + 1."""
+        return max(self.organs.labels) + 1
+
+    def member_for(self, organ: str) -> str:
+        """The member an organ comes from (the first whole-volume member if the rule is silent)."""
+        return self.rule.get(organ) or next(n for n, m in self.members.items() if m.roi is None)
+
+    def resolve_organs(self, organs: Iterable[str] | None) -> list[str]:
+        """Organ names asked for (any case) -> this model's names, in organ-set order.
+
+        Raises:
+            InvalidInputError: a name the model does not contour (with the closest one).
+        """
+        if organs is None:
+            return list(self.organs.names)
+        by_key = {n.lower(): n for n in self.organs.names}
+        wanted = set()
+        for name in organs:
+            key = str(name).strip().lower()
+            if key not in by_key:
+                raise InvalidInputError(did_you_mean(
+                    f"model {self.name!r} does not contour {name!r}", key, list(by_key)) +
+                    f" (it contours: {', '.join(self.organs.names)})")
+            wanted.add(by_key[key])
+        return [n for n in self.organs.names if n in wanted]
+
+    def rule_table(self) -> str:
+        """The per-organ rule as aligned text, with the validation Dice it was chosen from."""
+        dices = self.info.get("validation_dice", {})
+        names = list(self.members)
+        head = f"{'organ':<18}{'from':<10}" + "".join(f"{n:>10}" for n in names) + "  LCC"
+        lines = [head]
+        for organ in self.organs.names:
+            cells = []
+            for n in names:
+                value = dices.get(n, {}).get(organ)
+                cells.append(f"{value:>10.3f}" if isinstance(value, float) else f"{'-':>10}")
+            lcc = "yes" if self.largest_component.get(organ, False) else "no"
+            lines.append(f"{organ:<18}{self.member_for(organ):<10}{''.join(cells)}  {lcc}")
+        return "\n".join(lines)
+
+    def to(self, device: torch.device | str) -> ContourModel:
+        for m in self.members.values():
+            m.net.to(device).eval()
+        return self
+
+
+StageHook = Callable[[str], None]
+
+
+def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequence[str],
+                           tta: bool = False, device: torch.device | str = "cpu",
+                           on_stage: StageHook | None = None) -> tuple[Tensor, list[str]]:
+    """Probabilities of every class on the model grid, each organ from its member.
+
+    Args:
+        model: the model.
+        image: ``(1, C, Z, Y, X)`` preprocessed CT (any device; moved to ``device``).
+        organs: the organs wanted (model names); the others get probability 0.
+        tta: also predict the left-right mirrored CT (paired organs swapped) and average.
+        device: where the networks run.
+        on_stage: called with a stage name (e.g. "network 3d") when that stage finishes.
+
+    Returns:
+        ``(classes, Z, Y, X)`` float32 probabilities on the CPU, and warnings (e.g. a region
+        member that could not be placed and fell back to another member).
+    """
+    wanted = set(organs)
+    rule = {o: model.member_for(o) for o in organs}
+    needed = set(rule.values())
+    for name in list(needed):
+        roi = model.members[name].roi
+        if roi is not None:
+            needed.add(roi.centre_from)
+    order = [n for n, m in model.members.items() if n in needed and m.roi is None]
+    regions = [n for n, m in model.members.items() if n in needed and m.roi is not None]
+    mirror = model.organs.mirror_lookup()[:model.classes]
+    x = image.to(device)
+    spatial = tuple(image.shape[2:])
+    probs = torch.zeros((model.classes, *spatial), dtype=torch.float32)
+    single = len(needed) == 1 and not regions
+    centres: dict[str, np.ndarray | None] = {}
+    warnings: list[str] = []
+
+    def run_whole(name: str, fill: Sequence[str]) -> None:
+        member = model.members[name]
+        p = predict_probabilities(member.net, x, member.patch_size, tta=tta, mirror=mirror,
+                                  out_device="cpu")
+        for organ in fill:
+            label = model.organs.by_name(organ).label
+            probs[label] = p[label]
+        if single:
+            unwanted = [o.label for o in model.organs if o.name not in wanted]
+            probs[0] = p[0] + (p[unwanted].sum(0) if unwanted else 0.0)
+        for r in regions:
+            roi = model.members[r].roi
+            if roi is not None and roi.centre_from == name and r not in centres:
+                centres[r] = _centroid(p, [model.organs.by_name(o).label for o in roi.organs])
+        if on_stage:
+            on_stage(f"network {name}")
+
+    for name in order:
+        run_whole(name, [o for o in organs if rule[o] == name])
+    for name in regions:
+        member = model.members[name]
+        assert member.roi is not None
+        centre = centres.get(name)
+        mine = [o for o in organs if rule[o] == name]
+        if centre is None:
+            backups = {o: model.fallback.get(o) or order[0] for o in mine}
+            warnings.append(
+                f"the {member.roi.centre_from} model found none of {', '.join(member.roi.organs)}"
+                f" to centre the {name} region on; {', '.join(mine)} taken from "
+                f"{', '.join(sorted(set(backups.values())))} instead")
+            for backup in sorted(set(backups.values())):
+                run_whole(backup, [o for o, b in backups.items() if b == backup])
+            continue
+        box = roi_box(centre, member.roi.size, spatial)
+        crop = _crop(x, box, member.roi.size)
+        p = predict_probabilities(member.net, crop, member.patch_size, tta=tta, mirror=mirror,
+                                  out_device="cpu")
+        for organ in mine:
+            label = model.organs.by_name(organ).label
+            probs[label] = 0.0
+            probs[(label, *box.target)] = p[(label, *box.source)]
+        if on_stage:
+            on_stage(f"network {name}")
+    if not single:
+        probs[0] = 1.0 - probs[1:].amax(0) if model.classes > 1 else 1.0
+    return probs, warnings
+
+
+def _centroid(p: Tensor, labels: Sequence[int]) -> np.ndarray | None:
+    """Index centroid (z, y, x) of the voxels whose arg-max is one of ``labels``; None if none."""
+    winner = p.argmax(0)
+    mask = torch.zeros_like(winner, dtype=torch.bool)
+    for label in labels:
+        mask |= winner == label
+    if not bool(mask.any()):
+        return None
+    return mask.nonzero().double().mean(0).numpy()
+
+
+@dataclass(frozen=True)
+class RoiBox:
+    """A region on the model grid and where it sits inside the (possibly padded) crop."""
+
+    target: tuple[slice, slice, slice]  # in the volume
+    source: tuple[slice, slice, slice]  # in the crop
+    start: tuple[int, int, int]         # crop corner in volume indices (may be negative)
+
+
+def roi_box(centre: Sequence[float], size: Sequence[int], shape: Sequence[int]) -> RoiBox:
+    """The box of ``size`` centred on ``centre``, shifted inside the volume where it fits.
+
+    Where the volume is smaller than the box along an axis, the box starts before the volume
+    (the crop is padded there).
+    """
+    start, target, source = [], [], []
+    for c, s, n in zip(centre, size, shape, strict=True):
+        lo = round(float(c)) - s // 2
+        lo = min(max(lo, 0), n - s) if n >= s else -((s - n) // 2)
+        start.append(lo)
+        t0, t1 = max(lo, 0), min(lo + s, n)
+        target.append(slice(t0, t1))
+        source.append(slice(t0 - lo, t1 - lo))
+    return RoiBox(tuple(target), tuple(source), tuple(start))
+
+
+def _crop(x: Tensor, box: RoiBox, size: Sequence[int]) -> Tensor:
+    """The region of ``x`` (1, C, Z, Y, X), padded with the image minimum outside it."""
+    out = torch.full((*x.shape[:2], *size), float(x.min()), dtype=x.dtype, device=x.device)
+    out[(slice(None), slice(None), *box.source)] = x[(slice(None), slice(None), *box.target)]
+    return out
+
+
+def choose_rule(member_dice: Mapping[str, Mapping[str, float]], organs: Sequence[str],
+                members: Mapping[str, Member] | None = None
+                ) -> tuple[dict[str, str], dict[str, str]]:
+    """Pick each organ's member by validation Dice (spec B4).
+
+    Args:
+        member_dice: member -> organ -> mean validation Dice (members that do not cover an
+            organ leave it out, e.g. a region member only scores its own organs).
+        organs: the organs to decide.
+        members: the members (to know which are whole-volume, for the fall-backs); without it
+            every member counts as whole-volume.
+
+    Returns:
+        (rule, fallback): organ -> best member (ties: the first member in ``member_dice``
+        order); organ -> best whole-volume member (the fall-back for a region member).
+
+    Raises:
+        InvalidInputError: an organ that no member scored.
+    """
+    rule, fallback = {}, {}
+    for organ in organs:
+        scored = [(name, d[organ]) for name, d in member_dice.items() if organ in d]
+        if not scored:
+            raise InvalidInputError(f"no member has a validation Dice for {organ}")
+        rule[organ] = max(scored, key=lambda item: item[1])[0]
+        whole = [(n, v) for n, v in scored
+                 if members is None or (n in members and members[n].roi is None)]
+        if whole:
+            fallback[organ] = max(whole, key=lambda item: item[1])[0]
+    return rule, fallback

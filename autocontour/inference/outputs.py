@@ -1,0 +1,120 @@
+"""What a contouring run leaves in its output folder, for the planning system and for people.
+
+==================== ==========================================================================
+file                 content
+==================== ==========================================================================
+rtstruct.dcm         RT Structure Set referencing the input series (for NIfTI/NRRD/HDF5 input:
+                     the series written to ``ct/`` beside it, so both import together)
+ct/                  only for non-DICOM input: the CT as a DICOM series
+seg.dcm              the same organs as a DICOM-SEG (binary segments)
+labels.nii.gz        the label map on the input grid (label values of the organ set)
+overview.png         a few slices with the contours, for a glance before import
+report.json          organs found and their volumes (cm³), organs not found, time per stage,
+                     warnings, the model (name, members, rule, versions), the files written
+==================== ==========================================================================
+
+The folder is filled under a temporary name and renamed when complete, so a crash never
+leaves half a result where a planning system might pick it up; an existing folder is never
+overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from autocontour.errors import OutputExistsError
+from autocontour.inference.overview import write_overview
+from autocontour.inference.pipeline import Prediction
+from autocontour.io import write_dicom_seg, write_rtstruct, write_volume
+from autocontour.io.volume import Volume
+
+OUTPUT_FILES = {"rtstruct": "rtstruct.dcm", "seg": "seg.dcm", "labels": "labels.nii.gz",
+                "overview": "overview.png", "report": "report.json"}
+
+
+def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
+                  source: str = "", overwrite: bool = False) -> dict[str, Any]:
+    """Write the RTSTRUCT, SEG, NIfTI labels, overview PNG and report of one run.
+
+    Args:
+        prediction: the run's result (labels on ``ct``'s grid).
+        ct: the CT that was contoured, as read (with its DICOM identity when read from DICOM).
+        out: the output folder.
+        source: how the report names the input (its path).
+        overwrite: replace an existing, non-empty output folder.
+
+    Returns:
+        The report (also written as ``report.json``).
+
+    Raises:
+        OutputExistsError: ``out`` holds files and ``overwrite`` is False (nothing written).
+        GeometryMismatchError: the labels are not on the CT's grid.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise OutputExistsError(f"{out}: already holds files; choose another output folder or "
+                                "pass --overwrite (nothing was written)")
+    started = time.perf_counter()
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    labels = prediction.labels
+    files = dict(OUTPUT_FILES)
+    description = f"autocontour {prediction.model.get('name', '')}".strip()[:64]
+    try:
+        if ct.dicom is None:
+            rt = write_rtstruct(labels, ct, tmp / files["rtstruct"],
+                                series_description=description, write_reference_to=tmp / "ct")
+            reference: Volume | Path = tmp / "ct"
+            files["ct"] = "ct/"
+            labels = replace(labels, geometry=replace(
+                labels.geometry, frame_of_reference_uid=None))
+        else:
+            rt = write_rtstruct(labels, ct, tmp / files["rtstruct"],
+                                series_description=description)
+            reference = ct
+        if rt.written:
+            write_dicom_seg(labels, reference, tmp / files["seg"])
+        else:
+            files.pop("seg")
+        write_volume(prediction.labels, tmp / files["labels"])
+        write_overview(ct, prediction.labels, tmp / files["overview"],
+                       title=f"{Path(source).name or 'input'}: {prediction.model.get('name', '')}")
+        seconds = {**prediction.seconds, "write": round(time.perf_counter() - started, 3)}
+        seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 3)
+        report = _report(prediction, ct, source, rt.written, rt.empty, seconds, files)
+        (tmp / files["report"]).write_text(json.dumps(report, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _report(prediction: Prediction, ct: Volume, source: str, written: list[str],
+            empty: list[str], seconds: dict[str, float], files: dict[str, str]) -> dict[str, Any]:
+    volumes = prediction.labels.volumes_cc()
+    return {
+        "input": {"source": source, "shape_zyx": list(ct.shape),
+                  "spacing_xyz_mm": [round(s, 4) for s in ct.spacing],
+                  "orientation": ct.geometry.orientation_code, "modality": ct.modality,
+                  "series_instance_uid": ct.dicom.series_instance_uid if ct.dicom else None},
+        "organs": [{"name": n, "volume_cc": round(volumes[n], 3)} for n in written],
+        "organs_not_found": empty,
+        "seconds": seconds,
+        "warnings": list(prediction.warnings),
+        "model": prediction.model,
+        "files": files,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

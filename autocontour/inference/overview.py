@@ -1,0 +1,246 @@
+"""A one-page PNG of the contours on the CT, for a clinician's glance before import.
+
+A few axial slices chosen to show as many organs as possible, plus a coronal slice through the
+contoured region, with every organ drawn as its outline in the organ set's colour. Whatever the
+stored orientation, images are shown in radiological convention (patient left on the image
+right, anterior up in axial, head up in coronal) with true millimetre proportions, so a 3 mm
+slice stack is not squashed. Drawn with matplotlib's object API on the Agg canvas (no pyplot,
+no display needed).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from skimage.measure import find_contours
+
+from autocontour.errors import GeometryMismatchError, InvalidInputError, OutputExistsError
+from autocontour.inference.checks import canonical, is_axis_aligned
+from autocontour.io.volume import LabelMap, Volume
+from autocontour.organs import Organ
+
+DPI = 150
+PANEL_INCHES = 3.2
+MAX_COLUMNS = 3
+
+
+def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: int = 4,
+                   window: tuple[float, float] = (40.0, 400.0), title: str | None = None,
+                   overwrite: bool = False) -> Path:
+    """Write the overview PNG: ``slices`` axial panels, one coronal panel and a legend.
+
+    Args:
+        ct: the image, any orientation.
+        labels: label map on ``ct``'s grid.
+        path: the PNG to write (parent folders are created).
+        slices: number of axial panels (see :func:`choose_slices`); fewer when the image has
+            fewer slices.
+        window: (level, width) of the grey scale, in the image's units (HU for a CT).
+        title: first line of the figure title (e.g. the input's name and the model).
+        overwrite: replace an existing file.
+
+    Returns:
+        ``path``. The file is written under a temporary name and renamed, so it is never left
+        half-written.
+
+    Raises:
+        GeometryMismatchError: ``labels`` is not on ``ct``'s grid (nothing written).
+        OutputExistsError: ``path`` exists and ``overwrite`` is False (nothing written).
+        InvalidInputError: ``slices`` below 1 or a window width that is not positive.
+    """
+    why = ct.geometry.mismatch(labels.geometry)
+    if why is not None:
+        raise GeometryMismatchError(f"overview: the labels are not on the image's grid: {why}")
+    if slices < 1:
+        raise InvalidInputError(f"overview: slices must be at least 1, got {slices}")
+    level, width = (float(v) for v in window)
+    if not width > 0:
+        raise InvalidInputError(f"overview: window width must be positive, got {width:g}")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists; pass overwrite=True to replace it "
+                                "(nothing was written)")
+    fig = _figure(ct, labels, slices, (level - width / 2, level + width / 2), title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        fig.savefig(tmp, dpi=DPI, format="png")
+        os.replace(tmp, path)
+    finally:
+        fig.clear()
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def choose_slices(labels: LabelMap, n: int) -> list[int]:
+    """Axial slices that together show as many organs as possible.
+
+    Greedy: each pick is the slice holding the most organs not shown yet (ties: the larger area
+    of those organs, then the slice nearer the middle of the contoured region). Once every
+    organ is shown, further picks spread out over the contoured slices (farthest from those
+    already picked, ties by contoured area).
+
+    Args:
+        labels: a label map in any orientation.
+        n: how many slices at most.
+
+    Returns:
+        Indices k of axial slices of ``canonical(labels, "LPS")`` (so the same for any storage
+        of the same labels), ordered head to feet; empty when no organ is contoured.
+
+    Raises:
+        InvalidInputError: ``n`` below 1.
+    """
+    if n < 1:
+        raise InvalidInputError(f"choose_slices: n must be at least 1, got {n}")
+    array = canonical(labels, "LPS").array
+    organs = [o.label for o in labels.present()]
+    if not organs:
+        return []
+    area = np.stack([np.bincount(array[k].ravel().astype(np.int64), minlength=256)[organs]
+                     for k in range(array.shape[0])])  # (slices, organs) voxel counts
+    contoured = np.flatnonzero(area.sum(axis=1))
+    middle = (contoured[0] + contoured[-1]) / 2.0
+    shown = np.zeros(len(organs), dtype=bool)
+    chosen: list[int] = []
+    for _ in range(min(n, len(contoured))):
+        candidates = [k for k in contoured if k not in chosen]
+        if not shown.all():
+            gains = {k: _gain(area[k], shown, -abs(k - middle)) for k in candidates}
+            best = max(candidates, key=gains.__getitem__)
+            if gains[best][0] == 0:
+                shown[:] = True  # nothing new anywhere: spread out from here on
+        if shown.all():
+            best = max(candidates, key=lambda k: (min(abs(k - c) for c in chosen) if chosen
+                                                  else 0, int(area[k].sum())))
+        chosen.append(int(best))
+        shown |= area[best] > 0
+    return sorted(chosen, reverse=True)
+
+
+def _gain(area: np.ndarray, shown: np.ndarray, nearness: float) -> tuple[int, int, float]:
+    """Sort key of a slice: organs not shown yet, their area, nearness to the middle."""
+    new = (area > 0) & ~shown
+    return int(new.sum()), int(area[new].sum()), nearness
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing.
+
+def _figure(ct: Volume, labels: LabelMap, n: int, clim: tuple[float, float],
+            title: str | None) -> Figure:
+    image = canonical(ct, "LPS")
+    lab = canonical(labels, "LPS")
+    present = labels.present()
+    axial = choose_slices(lab, n)
+    coronal_row = _coronal_row(lab.array)
+    if not axial:
+        axial = [image.shape[0] // 2]
+    panels = len(axial) + 1
+    columns = min(panels, MAX_COLUMNS)
+    rows = math.ceil(panels / columns)
+    fig = Figure(figsize=(PANEL_INCHES * columns + (2.2 if present else 0.0),
+                          PANEL_INCHES * rows + 0.7), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    drawn: set[int] = set()
+    for ax, k in zip(axes, axial):
+        drawn |= _draw_axial(ax, image, lab, k, present, clim, ct)
+    drawn |= _draw_coronal(axes[len(axial)], image, lab, coronal_row, present, clim, axial)
+    for ax in axes[panels:]:
+        ax.set_axis_off()
+    lines = [title or "autocontour overview"]
+    if not present:
+        lines.append("no organ contoured")
+    else:
+        missing = [o.name for o in present if o.label not in drawn]
+        lines.append(f"{len(present)} organ(s) contoured"
+                     + (f"; not on these slices: {', '.join(missing)}" if missing else ""))
+        handles = [Line2D([], [], color=_rgb(o), linewidth=2, label=o.name)
+                   for o in present if o.label in drawn]
+        fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
+    fig.suptitle("\n".join(lines), fontsize=9)
+    return fig
+
+
+def _draw_axial(ax: Axes, image: Volume, labels: LabelMap, k: int, organs: list[Organ],
+                clim: tuple[float, float], stored: Volume) -> set[int]:
+    sx, sy, _ = image.spacing
+    ny, nx = image.shape[1:]
+    # Row 0 (anterior) at the top, column 0 (patient right) on the left: radiological view.
+    ax.imshow(image.array[k], cmap="gray", vmin=clim[0], vmax=clim[1], origin="upper",
+              extent=(-0.5 * sx, (nx - 0.5) * sx, (ny - 0.5) * sy, -0.5 * sy))
+    drawn = _draw_contours(ax, labels.array[k], organs, (sy, sx))
+    z = float(image.geometry.slice_origin(k)[2])
+    ax.set_title(f"axial slice {_stored_slice(image, k, stored)}, z = {z:.1f} mm", fontsize=8)
+    _finish(ax)
+    return drawn
+
+
+def _draw_coronal(ax: Axes, image: Volume, labels: LabelMap, row: int, organs: list[Organ],
+                  clim: tuple[float, float], axial: list[int]) -> set[int]:
+    sx, _, sz = image.spacing
+    nz, _, nx = image.shape
+    # Slice index grows towards the head in LPS: origin="lower" puts the head up.
+    ax.imshow(image.array[:, row, :], cmap="gray", vmin=clim[0], vmax=clim[1], origin="lower",
+              extent=(-0.5 * sx, (nx - 0.5) * sx, -0.5 * sz, (nz - 0.5) * sz))
+    drawn = _draw_contours(ax, labels.array[:, row, :], organs, (sz, sx))
+    for k in axial:
+        ax.axhline(k * sz, color="cyan", linewidth=0.5, linestyle=":", alpha=0.8)
+    y = float(image.geometry.index_to_physical(np.array([[0.0, row, 0.0]]))[0, 1])
+    ax.set_title(f"coronal, y = {y:.1f} mm (dotted: axial slices)", fontsize=8)
+    _finish(ax)
+    return drawn
+
+
+def _draw_contours(ax: Axes, plane: np.ndarray, organs: list[Organ],
+                   pixel_mm: tuple[float, float]) -> set[int]:
+    """Outline every organ of ``plane`` (rows, columns) in its colour; the labels drawn."""
+    drawn = set()
+    for organ in organs:
+        mask = plane == organ.label
+        if not mask.any():
+            continue
+        padded = np.pad(mask.astype(np.float32), 1)  # close outlines that touch the border
+        for line in find_contours(padded, 0.5):
+            rows, columns = line[:, 0] - 1, line[:, 1] - 1
+            ax.plot(columns * pixel_mm[1], rows * pixel_mm[0], color=_rgb(organ), linewidth=0.9)
+        drawn.add(organ.label)
+    return drawn
+
+
+def _finish(ax: Axes) -> None:
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.01, 0.5, "R", transform=ax.transAxes, color="yellow", fontsize=7, va="center")
+    ax.text(0.99, 0.5, "L", transform=ax.transAxes, color="yellow", fontsize=7, va="center",
+            ha="right")
+
+
+def _coronal_row(array: np.ndarray) -> int:
+    """Row (y index) through the centre of the contoured region, or the middle row."""
+    rows = np.flatnonzero(array.any(axis=(0, 2)))
+    if rows.size == 0:
+        return array.shape[1] // 2
+    return (int(rows[0]) + int(rows[-1])) // 2
+
+
+def _stored_slice(image: Volume, k: int, stored: Volume) -> int:
+    """Slice number of LPS slice ``k`` in the image as stored, when its slices are axial."""
+    geometry = stored.geometry
+    if not (is_axis_aligned(geometry) and geometry.is_axial):
+        return k
+    point = image.geometry.slice_origin(k)[None, :]
+    return round(float(geometry.physical_to_index(point)[0, 2]))
+
+
+def _rgb(organ: Organ) -> tuple[float, float, float]:
+    r, g, b = organ.color
+    return (r / 255.0, g / 255.0, b / 255.0)

@@ -1,0 +1,198 @@
+"""CT in, label map on the CT's own grid out: the one code path of the CLI, demo and service.
+
+Stages (each timed, each a step of the progress bar):
+
+1. check: modality, intensities, spacing and orientation against what the model was trained on
+   (refusals raise, the rest become warnings);
+2. reorient: permute/flip the CT into the model's layout (no resampling unless oblique);
+3. preprocess: the model's recipe (resample, body crop, intensity normalisation);
+4. network <member>: sliding windows (Gaussian, overlap 0.5), optional mirrored TTA, each
+   organ from the member the rule picks;
+5. regrid: probabilities interpolated onto the input CT's exact grid, arg-max class by class in
+   bounding boxes (memory bounded: no per-class array of the CT's size);
+6. postprocess: largest connected component per organ where validation chose it.
+
+Example::
+
+    from autocontour.inference import Contourer
+    from autocontour.io import read_volume
+    labels = Contourer.from_checkpoint("model.pt").predict(read_volume("ct_folder/"))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from autocontour import __version__
+from autocontour.errors import InvalidInputError
+from autocontour.inference.checks import canonical, check_input
+from autocontour.inference.combined import ContourModel, combined_probabilities
+from autocontour.inference.model_file import load_model
+from autocontour.inference.postprocess import keep_largest_component
+from autocontour.inference.regrid import labels_on_grid
+from autocontour.io.volume import LabelMap, Volume
+
+#: The model shipped inside the package (trained on phantoms by scripts/train_default_model.py).
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "hn_phantom_default.pt"
+
+
+@dataclass
+class Prediction:
+    """What one contouring run produced.
+
+    Attributes:
+        labels: the label map on the input CT's grid (organ set restricted to those asked for).
+        seconds: stage name -> wall-clock seconds.
+        warnings: what was noticed about the input and done about it.
+        model: the model's name, versions, members and rule (for reports).
+    """
+
+    labels: LabelMap
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """"auto" -> CUDA when available, else CPU.
+
+    Raises:
+        InvalidInputError: "cuda" asked for but not available, or an unknown device name.
+    """
+    if isinstance(name, torch.device):
+        return name
+    key = str(name).strip().lower()
+    if key == "auto":
+        key = "cuda" if torch.cuda.is_available() else "cpu"
+    if key.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInputError("device 'cuda' asked for, but PyTorch sees no CUDA GPU "
+                                "(use --device cpu)")
+    try:
+        return torch.device(key)
+    except RuntimeError:
+        raise InvalidInputError(f"unknown device {name!r} (cpu, cuda, cuda:N or auto)") from None
+
+
+class Contourer:
+    """Contours CTs with one model (a combined model file or a training checkpoint)."""
+
+    def __init__(self, model: ContourModel, device: str | torch.device = "cpu") -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Contourer:
+        """Load a model file (``autocontour-model``) or a training checkpoint.
+
+        Raises:
+            InvalidInputError: see :func:`~autocontour.inference.model_file.load_model`.
+        """
+        return cls(load_model(path, "cpu"), device)
+
+    @classmethod
+    def default(cls, device: str | torch.device = "cpu") -> Contourer:
+        """The model shipped with the package (head & neck, trained on phantoms).
+
+        Raises:
+            InvalidInputError: the package was installed without its model file.
+        """
+        if not DEFAULT_MODEL.is_file():
+            raise InvalidInputError(f"{DEFAULT_MODEL}: the shipped model is missing; rebuild it "
+                                    "with scripts/train_default_model.py or pass --model")
+        return cls.from_checkpoint(DEFAULT_MODEL, device)
+
+    def predict(self, volume: Volume, *, tta: bool = False,
+                organs: Iterable[str] | None = None) -> LabelMap:
+        """The label map of ``volume`` on its own grid (see :meth:`run`)."""
+        return self.run(volume, tta=tta, organs=organs).labels
+
+    def run(self, volume: Volume, *, tta: bool = False, organs: Iterable[str] | None = None,
+            progress: bool = False, name: str = "input") -> Prediction:
+        """Contour ``volume``.
+
+        Args:
+            volume: a CT (any orientation, spacing and size) with its geometry.
+            tta: average with the left-right mirrored CT (paired organs swapped); about twice
+                the network time.
+            organs: organ names to contour (default: all the model knows); members no wanted
+                organ comes from are not run.
+            progress: a progress bar over the stages (stderr).
+            name: how messages name the input (a path, a series).
+
+        Returns:
+            The :class:`Prediction`: labels on ``volume``'s exact grid, stage times, warnings.
+
+        Raises:
+            InvalidInputError: the input is refused (another modality, not HU, constant,
+                non-finite, one slice) or an organ name the model does not know.
+        """
+        model = self.model
+        wanted = model.resolve_organs(organs)
+        members = {model.member_for(o) for o in wanted}
+        members |= {model.members[m].roi.centre_from for m in list(members)
+                    if model.members[m].roi is not None}
+        stages = ["check", "reorient", "preprocess",
+                  *(f"network {m}" for m in model.members if m in members),
+                  "regrid", "postprocess"]
+        seconds: dict[str, float] = {}
+        bar = tqdm(total=len(stages), desc="contour", unit="stage", disable=not progress,
+                   leave=False)
+        clock = [time.perf_counter()]
+
+        def finished(stage: str) -> None:
+            now = time.perf_counter()
+            seconds[stage] = round(seconds.get(stage, 0.0) + now - clock[0], 3)
+            clock[0] = now
+            bar.update(1)
+            bar.set_postfix_str(stage)
+
+        with torch.inference_mode():
+            warnings = check_input(volume, model.expect, name)
+            finished("check")
+            canon = canonical(volume, model.expect.orientation)
+            finished("reorient")
+            pre = model.recipe.apply(canon)
+            image = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))
+            finished("preprocess")
+            probs, more = combined_probabilities(model, image[None, None], organs=wanted,
+                                                 tta=tta, device=self.device, on_stage=finished)
+            warnings += more
+            del image
+            labels = labels_on_grid(probs, pre.image.geometry, volume.geometry)
+            del probs
+            finished("regrid")
+            lcc = [model.organs.by_name(o).label for o in wanted
+                   if model.largest_component.get(o, False)]
+            if lcc:
+                labels = keep_largest_component(labels, lcc)
+            finished("postprocess")
+        bar.close()
+        organ_set = model.organs.subset(wanted) if len(wanted) < len(model.organs.names) \
+            else model.organs
+        result = LabelMap(np.ascontiguousarray(labels, dtype=np.uint8), volume.geometry,
+                          organs=organ_set)
+        seconds["total"] = round(sum(seconds.values()), 3)
+        return Prediction(result, seconds, warnings, self.describe(tta, wanted))
+
+    def describe(self, tta: bool = False, organs: Iterable[str] | None = None) -> dict[str, Any]:
+        """The model's name, versions, members and rule, for reports."""
+        model = self.model
+        wanted = model.resolve_organs(organs)
+        return {"name": model.name, "autocontour_version": __version__,
+                "trained_with": model.info.get("autocontour_version"),
+                "members": {n: {"network": type(m.net).__name__,
+                                "patch_size": list(m.patch_size),
+                                "roi": m.roi.to_dict() if m.roi else None}
+                            for n, m in model.members.items()},
+                "rule": {o: model.member_for(o) for o in wanted},
+                "largest_component": {o: bool(model.largest_component.get(o, False))
+                                      for o in wanted},
+                "recipe": model.recipe.name, "tta": tta, "device": str(self.device)}
