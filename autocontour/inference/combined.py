@@ -323,16 +323,23 @@ def choose_rule(member_dice: Mapping[str, Mapping[str, float]], organs: Sequence
 
     Returns:
         (rule, fallback): organ -> best member (ties: the first member in ``member_dice``
-        order); organ -> best whole-volume member (the fall-back for a region member).
+        order); organ -> best whole-volume member (the fall-back for a region member). An
+        organ no member scored (in no validation case, predicted by none) goes to the first
+        whole-volume member.
 
     Raises:
-        InvalidInputError: an organ that no member scored.
+        InvalidInputError: no member at all.
     """
+    whole_members = [n for n in member_dice if members is None or
+                     (n in members and members[n].roi is None)]
+    if not whole_members:
+        raise InvalidInputError("choose_rule needs at least one whole-volume member")
     rule, fallback = {}, {}
     for organ in organs:
         scored = [(name, d[organ]) for name, d in member_dice.items() if organ in d]
         if not scored:
-            raise InvalidInputError(f"no member has a validation Dice for {organ}")
+            rule[organ] = fallback[organ] = whole_members[0]
+            continue
         rule[organ] = max(scored, key=lambda item: item[1])[0]
         whole = [(n, v) for n, v in scored
                  if members is None or (n in members and members[n].roi is None)]

@@ -109,8 +109,10 @@ def test_choose_rule_takes_the_best_member_per_organ_and_a_whole_volume_fallback
     rule, fallback = choose_rule(dices, ["Eye_L", "OpticChiasm"], members)
     assert rule == {"Eye_L": "2d", "OpticChiasm": "3d_small"}
     assert fallback == {"Eye_L": "2d", "OpticChiasm": "3d"}
-    with pytest.raises(InvalidInputError, match="Brainstem"):
-        choose_rule(dices, ["Brainstem"])
+    # An organ in no validation case goes to the first whole-volume member.
+    assert choose_rule(dices, ["Brainstem"], members)[0] == {"Brainstem": "2d"}
+    with pytest.raises(InvalidInputError, match="whole-volume"):
+        choose_rule({"3d_small": {"OpticChiasm": 0.7}}, ["OpticChiasm"], members)
 
 
 def test_rule_table_lists_every_organ_with_its_member(tiny_model: ContourModel) -> None:

@@ -1,0 +1,73 @@
+"""Building a combined model: members trained, rule chosen on validation, model file written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from autocontour.build_model import MemberPlan, build_combined_model
+from autocontour.data.importer import import_dataset
+from autocontour.data.recipes import Recipe
+from autocontour.data.steps_grid import Resample
+from autocontour.data.steps_intensity import ClipIntensity, ZScore
+from autocontour.inference import Contourer, load_model
+from autocontour.inference.combined import SMALL_ROI_ORGANS, RoiSpec
+from autocontour.organs import HEAD_NECK
+from autocontour.phantoms import head_neck_case
+from autocontour.phantoms.export import write_cases
+
+COMMON = {"recipe": "fingerprint", "loss": {"name": "dicece"}, "lr": 1e-3, "epochs": 1,
+          "steps_per_epoch": 2, "val_every": 1, "augmentation": None, "amp": False,
+          "num_workers": 0, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_build_trains_members_chooses_the_rule_and_writes_a_usable_model(tmp_path: Path):
+    write_cases("head-neck", 4, tmp_path / "src", seed=10, shape=(16, 48, 48), dicom=False,
+                progress=False)
+    dataset = tmp_path / "ds"
+    import_dataset(tmp_path / "src", dataset, organs=HEAD_NECK, progress=False)
+    recipe = Recipe("t", (Resample(spacing=(8.0, 8.0, 6.0)), ClipIntensity(-1000.0, 1500.0),
+                          ZScore(mode="foreground", threshold=-500.0)))
+    (dataset / "recipe.json").write_text(json.dumps(recipe.to_dict()))
+    plans = [
+        MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D", "kwargs": {
+            "channels": [4, 8]}}, "patch_size": [1, 16, 16], "batch_size": 2}),
+        MemberPlan("3d", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
+            "channels": [4, 8], "strides": [[2, 2, 2]] * 2}}, "patch_size": [8, 16, 16],
+            "batch_size": 1}),
+        MemberPlan("3d_small", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
+            "channels": [4, 8], "strides": [[2, 2, 2]] * 2}}, "patch_size": [4, 8, 8],
+            "batch_size": 1}, roi=RoiSpec((4, 8, 8), SMALL_ROI_ORGANS, "2d")),
+    ]
+    result = build_combined_model(dataset, tmp_path / "runs", plans, name="t", fold=0, folds=2,
+                                  model_path=tmp_path / "t.pt", progress=False,
+                                  info={"command": "test"})
+    model = load_model(result.path)
+    assert set(model.rule) == set(HEAD_NECK.names)
+    assert set(model.rule.values()) <= {"2d", "3d", "3d_small"}
+    assert all(model.rule[o] != "3d_small" for o in HEAD_NECK.names if o not in SMALL_ROI_ORGANS)
+    assert set(model.largest_component) == set(HEAD_NECK.names)
+    assert model.info["command"] == "test" and len(model.info["val_cases"]) == 2
+    assert set(model.info["validation_dice"]) == {"2d", "3d", "3d_small", "combined"}
+    saved = json.loads((tmp_path / "runs" / "validation.json").read_text())
+    case = next(iter(saved["cases"].values()))
+    assert set(case) == {"2d", "3d", "3d_small", "combined"}
+    assert set(case["3d_small"]) <= set(SMALL_ROI_ORGANS)
+    labels = Contourer(model).predict(head_neck_case(99, (16, 48, 48)).ct)
+    assert labels.shape == (16, 48, 48)
+    # A second build re-uses the trained members (no checkpoint is rewritten).
+    stamp = (tmp_path / "runs" / "3d" / "last.pt").stat().st_mtime_ns
+    build_combined_model(dataset, tmp_path / "runs", plans, name="t", fold=0, folds=2,
+                         model_path=tmp_path / "t.pt", progress=False)
+    assert (tmp_path / "runs" / "3d" / "last.pt").stat().st_mtime_ns == stamp
