@@ -62,12 +62,12 @@ def plans(scale: float = 1.0) -> list[MemberPlan]:
     return [
         MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D",
                                                 "kwargs": {"channels": [16, 32, 64, 128, 192]}},
-                          "patch_size": [1, 96, 96], "batch_size": 16, "epochs": epochs(20),
+                          "patch_size": [1, 96, 96], "batch_size": 16, "epochs": epochs(14),
                           "steps_per_epoch": 100, "val_every": 4}),
         MemberPlan("3d", {**COMMON, "network": {"name": "UNet3D",
                                                 "kwargs": {"channels": [8, 16, 32, 48, 64]}},
-                          "patch_size": [32, 96, 96], "batch_size": 2, "epochs": epochs(10),
-                          "steps_per_epoch": 100, "val_every": 5}),
+                          "patch_size": [32, 96, 96], "batch_size": 2, "epochs": epochs(8),
+                          "steps_per_epoch": 100, "val_every": 4}),
         MemberPlan("3d_small", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
                        "channels": [8, 16, 32, 48], "strides": [[2, 2, 2]] * 3 + [[1, 2, 2]]}},
                        "patch_size": list(SMALL_ROI_SIZE), "batch_size": 4,

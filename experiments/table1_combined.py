@@ -1,0 +1,438 @@
+"""Seed 004 table 1 on head & neck phantoms: 2-D vs 3-D vs 3-D-small vs combined, k-fold.
+
+The data set, members and training budget are the shipped model's (``scripts/
+train_default_model.py``: 40 phantoms, seeds 1000-1039, a 5-fold split by case; its
+``make_dataset`` and ``plans``). For every fold k run, :func:`build_combined_model` trains (or
+re-uses) the 2-D, 3-D and 3-D-small members on the fold's 32 training cases, contours its 8
+held-out cases with each member alone and with the combined model (Dice and HD95 per organ, on
+the model grid), and chooses the rule (organ -> member) on those cases. Fold 0 is the shipped
+model's own build (``<work>/fold_0/validation.json``) and is re-used, not retrained; the model
+files of the other folds go to ``<work>/fold_k/model.pt``, never to the package's assets.
+
+    python experiments/table1_combined.py                          # all 5 folds (~1 h each, CPU)
+    python experiments/table1_combined.py --folds-to-run 0         # the table from fold 0 alone
+    python experiments/table1_combined.py --folds-to-run 0 1 2 --collect-only   # finished only
+
+Writes to ``--out`` (default ``experiments/results/table1``): ``table1.md`` (per organ mean
+Dice and HD95 of each member and the combined model over all held-out cases of the folds run,
+and the member the rule chose per fold), ``table1.csv`` (fold, case, member, organ, dice,
+hd95_mm), ``rules.json`` (each fold's rule, fall-backs, largest-component switches),
+``table1.png`` (box plots per organ) and ``README.md`` (command, folds, time, training budget,
+comparison with the source). :func:`write_tables` does all the writing from a results dict,
+so the tables can be rebuilt (and tested) without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMBERS = ("2d", "3d", "3d_small", "combined")
+TITLES = {"2d": "2D", "3d": "3D", "3d_small": "3D-small", "combined": "combined"}
+SMALL = ("OpticChiasm", "Pituitary")
+FOLDS = 5
+
+# Seed 004 (Chinese text, extracted): the final rule takes labels 4, 5, 6, 15, 16, 19 from the
+# 2-D model, 8 and 11 from the 3-D-small model and every other organ from the 3-D model.
+SOURCE_2D = ("Lens_L", "Lens_R", "OpticNrv_L", "Ear_Internal_R", "Ear_Middle_L", "Joint_TM_R")
+STRUCTSEG = ("Brainstem", "Eye_L", "Eye_R", "Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R",
+             "OpticChiasm", "Lobe_Temporal_L", "Lobe_Temporal_R", "Pituitary", "Parotid_L",
+             "Parotid_R", "Ear_Internal_L", "Ear_Internal_R", "Ear_Middle_L", "Ear_Middle_R",
+             "Joint_TM_L", "Joint_TM_R", "SpinalCord", "Bone_Mandible_L", "Bone_Mandible_R")
+SOURCE_RULE = {o: ("3d_small" if o in SMALL else "2d" if o in SOURCE_2D else "3d")
+               for o in STRUCTSEG}
+# The Dice values the source's text quotes from its table 1 (5-fold CV on 50 StructSeg CTs):
+# (2D, 3D) pairs, and the final method's values for the smallest organs.
+SOURCE_2D_3D = {"Lens_R": (0.806, 0.796), "OpticNrv_L": (0.708, 0.674),
+                "Eye_L": (0.886, 0.895), "Parotid_L": (0.841, 0.861),
+                "Parotid_R": (0.813, 0.851), "Joint_TM_L": (0.741, 0.759),
+                "SpinalCord": (0.811, 0.832)}
+SOURCE_FINAL = {"Pituitary": 0.776, "Ear_Middle_L": 0.855, "Ear_Middle_R": 0.840,
+                "Lens_L": 0.770, "Lens_R": 0.806}
+
+
+SOURCE_TEXT = ("Seed 004's table 1 scores 2D, 3D and 3D-small U-Nets per organ (5-fold CV on 50 "
+               "StructSeg CTs, with 2D nnU-Net, multi-atlas and FocusNet beside them) and "
+               "derives the combination rule from it, so its combined model takes every organ "
+               "from its best model. What came out here:")
+CAVEAT = ("Caveat: the rule (and the largest-component switches) is chosen on the same held-out "
+          "cases the table scores, as in the source, so the combined column is optimistic: it "
+          "is at least as good as the best member for most organs by construction. An unbiased "
+          "estimate would need a nested split.")
+FILES = ("Files: `table1.md` (the table), `table1.csv` (every fold, case, member, organ), "
+         "`rules.json` (each fold's rule, fall-backs, largest-component switches), "
+         "`table1.png` (Dice and HD95 box plots per organ).")
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def long_rows(results: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every (fold, case, member, organ) score as a row; an undefined HD95 becomes NaN."""
+    rows = []
+    for fold in sorted(results):
+        for case, members in results[fold]["cases"].items():
+            for member, organs in members.items():
+                for organ, s in organs.items():
+                    hd = s.get("hd95_mm")
+                    rows.append({"fold": fold, "case": case, "member": member, "organ": organ,
+                                 "dice": float(s["dice"]),
+                                 "hd95_mm": float("nan") if hd is None else float(hd)})
+    return rows
+
+
+def organ_order(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Organs in the head & neck set's order (StructSeg label order), others after."""
+    from autocontour.organs import HEAD_NECK
+
+    seen = {r["organ"] for r in rows}
+    known = [o for o in HEAD_NECK.names if o in seen]
+    return known + sorted(seen - set(known))
+
+
+def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """member -> organ -> mean Dice, mean HD95 (finite values), n, n with undefined HD95."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["member"], r["organ"]), []).append(r)
+    for (member, organ), group in groups.items():
+        hd = [r["hd95_mm"] for r in group if math.isfinite(r["hd95_mm"])]
+        out.setdefault(member, {})[organ] = {
+            "dice": float(np.mean([r["dice"] for r in group])),
+            "hd95_mm": float(np.mean(hd)) if hd else float("nan"),
+            "n": len(group), "n_hd_undefined": len(group) - len(hd)}
+    return out
+
+
+def majority(rules: Sequence[str | None]) -> str | None:
+    """The member most folds chose (first in fold order on ties)."""
+    chosen = [r for r in rules if r]
+    return max(dict.fromkeys(chosen), key=chosen.count) if chosen else None
+
+
+def _fmt(value: float | None, digits: int, bold: bool = False, star: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    text = f"{value:.{digits}f}{'*' if star else ''}"
+    return f"**{text}**" if bold else text
+
+
+def markdown(results: Mapping[int, Mapping[str, Any]], summary: Mapping[str, Any],
+             organs: Sequence[str]) -> str:
+    """Table 1: rows = organs, mean Dice and HD95 per member and combined, rule per fold."""
+    from autocontour.evaluation import markdown_table
+
+    folds = sorted(results)
+    members = [m for m in MEMBERS if m in summary]
+    header = ["organ", *(f"{TITLES[m]} Dice" for m in members),
+              *(f"{TITLES[m]} HD95 mm" for m in members),
+              f"rule, fold {', '.join(map(str, folds))}", "source rule", "source Dice (text)"]
+    body = []
+
+    def cells(organ: str | None, group: Sequence[str]) -> list[str]:
+        def mean(member: str, metric: str) -> float | None:
+            per = [summary[member][o][metric] for o in group if o in summary[member]]
+            per = [v for v in per if math.isfinite(v)]
+            return float(np.mean(per)) if per else None
+
+        # 3D-small scores two organs: its mean over all organs would not be comparable
+        shown = [m for m in members if organ is not None or m != "3d_small"
+                 or all(o in SMALL for o in group)]
+        dice = {m: mean(m, "dice") if m in shown else None for m in members}
+        hd = {m: mean(m, "hd95_mm") if m in shown else None for m in members}
+        best_dice = max((v for v in dice.values() if v is not None), default=None)
+        best_hd = min((v for v in hd.values() if v is not None), default=None)
+        undefined = {m: organ is not None and organ in summary[m]
+                     and summary[m][organ]["n_hd_undefined"] > 0 for m in members}
+        return ([_fmt(dice[m], 3, dice[m] is not None and round(dice[m], 3) == round(
+                    best_dice, 3)) for m in members]
+                + ["n/a*" if hd[m] is None and undefined[m] else
+                   _fmt(hd[m], 1, hd[m] is not None and round(hd[m], 1) == round(best_hd, 1),
+                        undefined[m]) for m in members])
+
+    for organ in organs:
+        rules = [results[f].get("rule", {}).get(organ) for f in folds]
+        source = []
+        if organ in SOURCE_2D_3D:
+            source.append("2D {:.3f} / 3D {:.3f}".format(*SOURCE_2D_3D[organ]))
+        if organ in SOURCE_FINAL:
+            source.append(f"final {SOURCE_FINAL[organ]:.3f}")
+        body.append([organ, *cells(organ, [organ]),
+                     ", ".join(TITLES.get(r, "?") if r else "?" for r in rules),
+                     TITLES[SOURCE_RULE[organ]] if organ in SOURCE_RULE else "-",
+                     "; ".join(source) or ""])
+    body.append(["**mean over organs**", *cells(None, organs), "", "", "final 0.807 (test)"])
+    small = [o for o in SMALL if o in organs]
+    if small:
+        body.append([f"mean over {', '.join(small)}", *cells(None, small), "", "", ""])
+    return markdown_table(header, body)
+
+
+def comparison(results: Mapping[int, Mapping[str, Any]], summary: Mapping[str, Any],
+               organs: Sequence[str]) -> list[str]:
+    """Facts for the comparison with the source, as Markdown bullet lines."""
+    lines = []
+    members = [m for m in ("2d", "3d", "3d_small") if m in summary]
+    comb = summary.get("combined", {})
+    best_comb, where_not = 0, []
+    for o in organs:
+        alone = max((summary[m][o]["dice"] for m in members if o in summary[m]), default=None)
+        if o in comb and alone is not None:
+            if comb[o]["dice"] >= alone - 1e-3:
+                best_comb += 1
+            else:
+                where_not.append(f"{o} ({comb[o]['dice']:.3f} vs {alone:.3f})")
+    n = sum(1 for o in organs if o in comb)
+    lines.append(f"- Combined model best (or within 0.001 of the best member) for {best_comb} of "
+                 f"{n} organs" + (f"; below its best member for {', '.join(where_not)}."
+                                  if where_not else "."))
+    if "2d" in summary and "3d" in summary:
+        both = [o for o in organs if o in summary["2d"] and o in summary["3d"]]
+        better3d = [o for o in both if summary["3d"][o]["dice"] > summary["2d"][o]["dice"]]
+        better2d = [o for o in both if o not in better3d]
+        lines.append(f"- 3D beats 2D (mean Dice) for {len(better3d)} of {len(both)} organs; 2D "
+                     f"is better (or equal) for: {', '.join(better2d) or 'none'}. The source: "
+                     "most organs better with 3D, a few (thin, axially seen) better with 2D.")
+        quoted = [o for o in SOURCE_2D_3D if o in both]
+        if quoted:
+            agree = [o for o in quoted if (summary["3d"][o]["dice"] > summary["2d"][o]["dice"])
+                     == (SOURCE_2D_3D[o][1] > SOURCE_2D_3D[o][0])]
+            lines.append(f"- Of the {len(quoted)} organs whose 2D and 3D Dice the source quotes, "
+                         f"the same member wins here for {len(agree)}: "
+                         f"{', '.join(agree) or 'none'}.")
+    small = []
+    for o in SMALL:
+        scores = [f"{TITLES[m]} {summary[m][o]['dice']:.3f}" for m in ("3d_small", "3d", "2d")
+                  if o in summary.get(m, {})]
+        if scores:
+            small.append(f"{o}: {' vs '.join(scores)}")
+    if small:
+        lines.append(f"- Smallest organs (Dice): {'; '.join(small)}. The source: the 3D-small "
+                     "model is much better for both than the models trained on all organs.")
+    folds = sorted(results)
+    rule = {o: majority([results[f].get("rule", {}).get(o) for f in folds]) for o in organs}
+    compared = [o for o in organs if o in SOURCE_RULE and rule[o]]
+    same = [o for o in compared if rule[o] == SOURCE_RULE[o]]
+    differ = [f"{o} ({TITLES[rule[o]]} here, {TITLES[SOURCE_RULE[o]]} there)"
+              for o in compared if o not in same]
+    lines.append(f"- The rule (most folds' choice) agrees with the source's for {len(same)} of "
+                 f"{len(compared)} StructSeg organs" + (f"; it differs for {'; '.join(differ)}."
+                                                        if differ else "."))
+    if comb:
+        mean = float(np.mean([comb[o]["dice"] for o in organs if o in comb]))
+        lines.append(f"- Mean Dice over organs of the combined model: {mean:.3f}; the source "
+                     "reports 0.807 on the StructSeg test set (real CTs, about 150 000 "
+                     "training iterations on a GPU): a different task and budget, so only the "
+                     "pattern between members is comparable, not the level.")
+    return lines
+
+
+def write_tables(results: Mapping[int, Mapping[str, Any]], out: str | Path,
+                 meta: Mapping[str, Any] | None = None) -> dict[str, Path]:
+    """Write table1.md, table1.csv, rules.json, table1.png and README.md from fold results.
+
+    Args:
+        results: fold -> the fold's ``validation.json`` content (or a ``BuildResult``'s
+            ``validation`` with ``rule`` added): ``{"cases": {case: {member: {organ: {"dice",
+            "hd95_mm"}}}}, "rule": {organ: member}, ...}``; ``fallback``,
+            ``largest_component`` and ``budget`` are optional.
+        out: the output folder.
+        meta: command, seconds, settings for the README (optional).
+
+    Returns:
+        name -> path of every file written.
+
+    Raises:
+        ValueError: no fold holds any score.
+    """
+    from autocontour.evaluation import boxplot_per_organ, write_csv
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = dict(meta or {})
+    rows = long_rows(results)
+    if not rows:
+        raise ValueError("table 1: the folds given hold no scores")
+    organs = organ_order(rows)
+    summary = summarise(rows)
+    folds = sorted(results)
+    cases = sorted({(r["fold"], r["case"]) for r in rows})
+    table = markdown(results, summary, organs)
+    heading = ("# Seed 004 table 1 on head & neck phantoms: 2D vs 3D vs 3D-small vs combined\n\n"
+               f"Held-out cases of fold(s) {', '.join(map(str, folds))} of a "
+               f"{meta.get('folds', FOLDS)}-fold split ({len(cases)} cases); mean over cases of "
+               "Dice and HD95 (mm, model "
+               "grid); best per organ in bold. 3D-small scores only its region's organs "
+               f"({', '.join(SMALL)}). * = HD95 undefined (organ not predicted) in some cases, "
+               "left out of that mean (see table1.csv). Rule = the member the fold's rule took "
+               "the organ from. Source = seed 004's final rule and the Dice values its text "
+               "quotes (its table itself is not in the text).\n\n")
+    paths = {"table1.md": out / "table1.md", "table1.csv": out / "table1.csv",
+             "rules.json": out / "rules.json", "table1.png": out / "table1.png",
+             "README.md": out / "README.md"}
+    paths["table1.md"].write_text(heading + table + "\n")
+    write_csv(rows, paths["table1.csv"])
+    paths["rules.json"].write_text(json.dumps(
+        {str(f): {k: results[f].get(k) for k in ("rule", "fallback", "largest_component")}
+         for f in folds}, indent=2))
+    runs = {TITLES[m]: [r for r in rows if r["member"] == m] for m in MEMBERS}
+    runs = {name: group for name, group in runs.items() if group}
+    boxplot_per_organ(runs, paths["table1.png"], metrics=("dice", "hd95_mm"))
+    paths["README.md"].write_text(readme(results, summary, organs, folds, len(cases), meta))
+    return paths
+
+
+def readme(results: Mapping[int, Mapping[str, Any]], summary: Mapping[str, Any],
+           organs: Sequence[str], folds: Sequence[int], n_cases: int,
+           meta: Mapping[str, Any]) -> str:
+    """How the table was made and how it compares with the source."""
+    seconds = meta.get("seconds")
+    budget_lines = []
+    for f in folds:
+        for member, b in (results[f].get("budget") or {}).items():
+            budget_lines.append(f"| {f} | {TITLES.get(member, member)} | {b.get('epochs', '?')} "
+                                f"| {b.get('steps_per_epoch', '?')} | {b.get('batch_size', '?')} "
+                                f"| {b.get('patch_size', '?')} | {b.get('steps_done', '?')} "
+                                f"| {b.get('stopped', '?')} | {b.get('seconds', '?')} |")
+    budget = ("| fold | member | epochs | steps/epoch | batch | patch (z,y,x) | steps done | "
+              "stopped | training s |\n|---|---|---|---|---|---|---|---|---|\n"
+              + "\n".join(budget_lines)) if budget_lines else "(not recorded)"
+    if isinstance(seconds, int | float):
+        took = f"- Time: {seconds / 60:.1f} min for this run (re-used folds cost nothing)."
+    else:
+        took = "- Time: not recorded."
+    folds_line = (f"- Folds run: {', '.join(map(str, folds))} of {meta.get('folds', FOLDS)} "
+                  f"({n_cases} held-out cases); data set: "
+                  f"{meta.get('dataset', 'the shipped model’s')}.")
+    parts = [
+        "# Table 1 (seed 004) on head & neck phantoms", "",
+        f"Command: `{meta.get('command', 'python experiments/table1_combined.py')}`", "",
+        folds_line, took, f"- {meta['settings']}" if meta.get("settings") else None, "",
+        "Training budget per member (from each member run's config and result):", "",
+        budget, "",
+        "## Comparison with the source", "",
+        SOURCE_TEXT, "",
+        *comparison(results, summary, organs), "",
+        CAVEAT, "",
+        FILES, "",
+    ]
+    return "\n".join(p for p in parts if p is not None)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def member_budget(fold_dir: Path, member: str, planned: Mapping[str, Any]) -> dict[str, Any]:
+    """What a member run was asked for (its config.yaml, else the plan) and what it did."""
+    import yaml
+
+    run = fold_dir / member
+    config = dict(planned)
+    if (run / "config.yaml").is_file():
+        config = yaml.safe_load((run / "config.yaml").read_text()) or config
+    budget: dict[str, Any] = {k: config.get(k) for k in ("epochs", "steps_per_epoch",
+                                                         "batch_size", "patch_size")}
+    if (run / "result.json").is_file():
+        result = json.loads((run / "result.json").read_text())
+        budget.update(steps_done=result.get("steps"), stopped=result.get("stopped"))
+    log = run / "metrics.jsonl"
+    if log.is_file():
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        if lines:
+            budget["seconds"] = round(float(json.loads(lines[-1])["seconds"]), 1)
+    return budget
+
+
+def busy(fold_dir: Path, within_s: float = 900.0) -> str | None:
+    """A member run in ``fold_dir`` that looks like it is training now (a fresh last.pt)."""
+    for last in fold_dir.glob("*/last.pt"):
+        age = time.time() - last.stat().st_mtime
+        if not (last.parent / "result.json").is_file() and age < within_s:
+            return f"{last.parent} (last.pt written {age:.0f} s ago)"
+    return None
+
+
+def run_fold(fold: int, args: argparse.Namespace, recipe_module: Any) -> dict[str, Any] | None:
+    """A fold's validation.json content (building the fold when needed), with its budget."""
+    fold_dir = args.work / f"fold_{fold}"
+    plans = recipe_module.plans(args.scale)
+    if not (fold_dir / "validation.json").is_file():
+        if args.collect_only:
+            print(f"fold {fold}: not built yet ({fold_dir}/validation.json missing), left out")
+            return None
+        running = busy(fold_dir)
+        if running and not args.force:
+            raise SystemExit(f"fold {fold}: {running} seems to be training in another process; "
+                             "wait for it, or pass --force")
+        from autocontour.build_model import build_combined_model
+
+        dataset = recipe_module.make_dataset(args.work, args.cases)
+        started = time.perf_counter()
+        build_combined_model(dataset, fold_dir, plans, name=f"hn-phantom-fold{fold}", fold=fold,
+                             folds=args.folds, model_path=fold_dir / "model.pt",
+                             info={"command": " ".join(sys.argv), "experiment": "table1"})
+        print(f"fold {fold}: built in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+    else:
+        print(f"fold {fold}: re-using {fold_dir}/validation.json")
+    data = json.loads((fold_dir / "validation.json").read_text())
+    data["budget"] = {p.name: member_budget(fold_dir, p.name, p.config) for p in plans}
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds-to-run", type=int, nargs="+", default=list(range(FOLDS)),
+                        help="folds to build or re-use (default: all 5)")
+    parser.add_argument("--folds", type=int, default=FOLDS, help=argparse.SUPPRESS)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every member's epochs (finished members are re-used as "
+                             "they are)")
+    parser.add_argument("--work", type=Path, default=Path("runs/default-model"),
+                        help="the shipped model's working folder (data set, fold_k/ runs)")
+    parser.add_argument("--cases", type=int, default=40, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=Path("experiments/results/table1"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--collect-only", action="store_true",
+                        help="train nothing: tabulate the folds already built")
+    parser.add_argument("--force", action="store_true",
+                        help="build a fold even if a member run in it looks busy")
+    args = parser.parse_args()
+    if any(not 0 <= f < args.folds for f in args.folds_to_run):
+        parser.error(f"--folds-to-run: folds are 0..{args.folds - 1}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_default_model as recipe_module
+
+    started = time.perf_counter()
+    results = {}
+    for fold in sorted(set(args.folds_to_run)):
+        data = run_fold(fold, args, recipe_module)
+        if data is not None:
+            results[fold] = data
+    if not results:
+        raise SystemExit("no fold is built yet: nothing to tabulate")
+    meta = {"command": "python experiments/table1_combined.py " + " ".join(sys.argv[1:]),
+            "seconds": time.perf_counter() - started, "folds": args.folds,
+            "dataset": f"{args.cases} head & neck phantoms (seeds {recipe_module.FIRST_CASE_SEED}"
+                       f"-{recipe_module.FIRST_CASE_SEED + args.cases - 1}), {args.work}/dataset",
+            "settings": f"members from scripts/train_default_model.py plans(scale={args.scale:g})"
+                        f", torch threads {args.threads}"}
+    paths = write_tables(results, args.out, meta)
+    print(paths["table1.md"].read_text())
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+if __name__ == "__main__":
+    main()
