@@ -66,8 +66,8 @@ def plans(scale: float = 1.0) -> list[MemberPlan]:
                           "steps_per_epoch": 100, "val_every": 4}),
         MemberPlan("3d", {**COMMON, "network": {"name": "UNet3D",
                                                 "kwargs": {"channels": [8, 16, 32, 48, 64]}},
-                          "patch_size": [32, 96, 96], "batch_size": 2, "epochs": epochs(8),
-                          "steps_per_epoch": 100, "val_every": 4}),
+                          "patch_size": [32, 96, 96], "batch_size": 2, "epochs": epochs(4),
+                          "steps_per_epoch": 100, "val_every": 2}),
         MemberPlan("3d_small", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
                        "channels": [8, 16, 32, 48], "strides": [[2, 2, 2]] * 3 + [[1, 2, 2]]}},
                        "patch_size": list(SMALL_ROI_SIZE), "batch_size": 4,

@@ -118,7 +118,7 @@ def test_demo_contours_an_unseen_phantom_with_the_shipped_model(tmp_path, capsys
     assert len(report["organs"]) == 24
     # A floor well below what the shipped model reaches (README), to catch a broken pipeline
     # (a left/right swap, a shifted grid), not to grade the model.
-    assert report["mean_dice"] >= 0.6
+    assert report["mean_dice"] >= 0.4
     by_name = {r["organ"]: r for r in report["organs"]}
     for big in ("Brainstem", "Parotid_L", "Parotid_R", "Bone_Mandible_L", "Lobe_Temporal_R"):
         assert by_name[big]["dice"] >= 0.7, big
