@@ -134,7 +134,7 @@ def worker(ct_dir: Path, model: str | None, tta: bool, threads: int, out: Path) 
     report = write_outputs(prediction, ct, out, source=str(ct_dir), overwrite=True)
     seconds.update({k: v for k, v in report["seconds"].items() if k != "total"})
     seconds["total"] = round(sum(seconds.values()), 3)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    peak_mb = _vm_hwm_mb()
     truth = np.load(ct_dir.parent / "truth.npz")
     scores = organ_dice(prediction.labels.array,
                         {o.name: o.label for o in prediction.labels.organs},
@@ -148,18 +148,32 @@ def worker(ct_dir: Path, model: str | None, tta: bool, threads: int, out: Path) 
             if scores else float("nan")}
 
 
+def _vm_hwm_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MB; ru_maxrss where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_config(script_args: list[str], env: dict[str, str]) -> tuple[dict[str, Any], float, float]:
     """Run one worker process; its JSON, its own peak RSS (MB, from wait4) and its wall time."""
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, *script_args], stdout=subprocess.PIPE,
                             text=True, env=env)
     stdout = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"worker {' '.join(script_args)} failed (exit {proc.returncode})")
-    return json.loads(stdout.strip().splitlines()[-1]), usage.ru_maxrss / 1024, wall
+    result = json.loads(stdout.strip().splitlines()[-1])
+    # ru_maxrss survives fork + exec (Linux keeps the parent's high-water mark, here the phantom
+    # generation's), so the worker's own VmHWM (reset at exec) is the peak of the job itself.
+    return result, result["peak_rss_mb_at_write"], wall
 
 
 def machine(threads: int) -> dict[str, Any]:
@@ -290,7 +304,7 @@ def main() -> None:
     what = (f"model: {model.name} ({size_mb:.2f} MB, '{target['model_name']}'); phantom "
             f"head_neck_case(seed {SEED}), {args.size}x{args.size} in-plane, slices "
             f"{', '.join(map(str, args.slices))}; each configuration a fresh process; "
-            "peak RSS = that process's ru_maxrss (os.wait4)")
+            "peak RSS = the worker's VmHWM from /proc (ru_maxrss would carry the parent's)")
     warnings = []
     for w in dict.fromkeys(w for r in runs for w in r["warnings"]):
         where_seen = ", ".join(label(r["slices"], r["tta"]) for r in runs if w in r["warnings"])
