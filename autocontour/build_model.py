@@ -43,7 +43,6 @@ from autocontour.inference.model_file import save_model
 from autocontour.inference.postprocess import choose_largest_component, keep_largest_component
 from autocontour.training.checkpoint import load_for_inference
 from autocontour.training.config import TrainConfig
-from autocontour.training.data import resolve_recipe
 from autocontour.training.engine import Trainer
 
 
@@ -98,12 +97,12 @@ def load_members(plans: Sequence[MemberPlan], checkpoints: Mapping[str, Path]
             raise ValueError(f"member {plan.name} was trained with another recipe or organ set")
         recipe, organs = r, o
         members[plan.name] = Member(plan.name, net, tuple(config["patch_size"]), plan.roi)
-        result = checkpoints[plan.name].parent / "result.json"
-        seconds[plan.name] = _training_seconds(checkpoints[plan.name].parent, result)
+        seconds[plan.name] = _training_seconds(checkpoints[plan.name].parent)
     return members, recipe, organs, seconds
 
 
-def _training_seconds(run: Path, result: Path) -> float | None:
+def _training_seconds(run: Path) -> float | None:
+    """Training seconds of a run, from the last row of its metrics log."""
     log = run / "metrics.jsonl"
     if not log.is_file():
         return None
@@ -217,7 +216,6 @@ def build_combined_model(dataset: str | Path, out: str | Path, plans: Sequence[M
     members, recipe, organs, seconds = load_members(plans, checkpoints)
     if recipe is None or organs is None:
         raise ValueError("no member to build a model from")
-    recipe = resolve_recipe(dataset, "fingerprint") if recipe is None else recipe
     cache = CaseCache(dataset / CACHE_NAME)
     split = load_splits(splits_path(dataset, folds))[fold]
     spacing = np.median([cache.geometry(c).spacing for c in split["train"]], 0)

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,8 +74,6 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
                                 series_description=description, write_reference_to=tmp / "ct")
             reference: Volume | Path = tmp / "ct"
             files["ct"] = "ct/"
-            labels = replace(labels, geometry=replace(
-                labels.geometry, frame_of_reference_uid=None))
         else:
             rt = write_rtstruct(labels, ct, tmp / files["rtstruct"],
                                 series_description=description)
