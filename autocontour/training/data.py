@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
 from tqdm import tqdm
 
 from autocontour.data.cache import CacheWriter, CaseCache
@@ -111,7 +112,14 @@ def preprocess(dataset: Path, recipe: Recipe, progress: bool = True) -> CaseCach
     todo = [cid for cid in source.case_ids
             if records.get(cid, {}).get("source_hash") != source.content_hash(cid)]
     if todo or not path.is_file():
-        with CacheWriter(path, source.organs) as writer:
+        try:
+            writer_cm = CacheWriter(path, source.organs)
+        except BlockingIOError:
+            raise InvalidInputError(
+                f"{path}: {len(todo)} case(s) need preprocessing, but another process has this "
+                "cache open (a training run still using the data set's older cases); wait for "
+                "it to finish, then start this run again") from None
+        with writer_cm as writer:
             for cid in tqdm(todo, desc=f"preprocess ({recipe.name})", unit="case",
                             disable=not progress):
                 if source.channels(cid) != 1:
@@ -163,6 +171,16 @@ def fold_cases(dataset: Path, source: CaseCache, folds: int, fold: int, seed: in
     return tuple(splits[fold]["train"]), tuple(splits[fold]["val"])
 
 
+def dataset_lock(dataset: Path, timeout_s: float = 6 * 3600) -> FileLock:
+    """An inter-process lock on a data set's derived files (preprocessed caches, splits).
+
+    Several runs started at once on one data set (the folds of a k-fold study, members of a
+    combined model) would otherwise write the same preprocessed HDF5 file together, which HDF5
+    refuses; with the lock the first one preprocesses and the others wait, then re-use it.
+    """
+    return FileLock(str(dataset / ".autocontour.lock"), timeout=timeout_s)
+
+
 def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True) -> TrainingData:
     """Recipe, preprocessed cache and fold split of a run; rank 0 writes, the others wait.
 
@@ -175,9 +193,10 @@ def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True) -> Tr
                                 "'autocontour dataset import' first")
     recipe = resolve_recipe(dataset, config.recipe)
     if env.is_main:
-        preprocess(dataset, recipe, progress)
-        fold_cases(dataset, CaseCache(dataset / CACHE_NAME), config.folds, config.fold,
-                   config.seed)
+        with dataset_lock(dataset):
+            preprocess(dataset, recipe, progress)
+            fold_cases(dataset, CaseCache(dataset / CACHE_NAME), config.folds, config.fold,
+                       config.seed)
     barrier(env)
     cache = CaseCache(preprocessed_path(dataset, recipe))
     train, val = fold_cases(dataset, cache, config.folds, config.fold, config.seed)
