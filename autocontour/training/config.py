@@ -107,11 +107,16 @@ class LossConfig:
             "dicece" (Dice + CE, nnU-Net and seed 002's best).
         cycle_reduction: how the losses of a recurrent U-Net's passes combine: "mean" or "sum".
         include_background: whether the Dice term scores the background class (nnU-Net: no).
+        batch_dice: score each organ's Dice over the whole batch instead of per sample and
+            average (nnU-Net's ``batch_dice``, its 2-D setting): an organ absent from most
+            patches still gets a full-weight Dice term whenever one patch of the batch holds it,
+            which small organs need. Incompatible with per-sample loss weighting (QAM).
     """
 
     name: str = "dicece"
     cycle_reduction: str = "mean"
     include_background: bool = False
+    batch_dice: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", check_option("loss", self.name, LOSSES))
@@ -120,6 +125,9 @@ class LossConfig:
         if not isinstance(self.include_background, bool):
             raise InvalidInputError(
                 f"loss.include_background must be true or false, got {self.include_background!r}")
+        if not isinstance(self.batch_dice, bool):
+            raise InvalidInputError(
+                f"loss.batch_dice must be true or false, got {self.batch_dice!r}")
 
 
 @dataclass(frozen=True)

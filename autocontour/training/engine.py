@@ -33,7 +33,7 @@ from tqdm import tqdm
 from autocontour.data.augment import build_augmentation
 from autocontour.data.importer import write_json
 from autocontour.data.patches import PatchDataset
-from autocontour.errors import OutputExistsError
+from autocontour.errors import InvalidInputError, OutputExistsError
 from autocontour.training import distributed as ddp
 from autocontour.training.callbacks import Callback, LossCurves, MetricsLog, Row
 from autocontour.training.checkpoint import save_checkpoint
@@ -89,6 +89,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, callbacks: Sequence[Callback] = (),
                  extra_modules: Mapping[str, TrainableModule] | None = None,
                  sample_weighting: SampleWeighting | None = None, progress: bool = True) -> None:
+        if sample_weighting is not None and config.loss.batch_dice:
+            raise InvalidInputError("loss.batch_dice scores the batch as a whole, so per-sample "
+                                    "loss weighting (QAM) has nothing to weigh; turn one off")
         self.config = config
         self.out = Path(config.out)
         self.user_callbacks = list(callbacks)

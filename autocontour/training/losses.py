@@ -52,23 +52,29 @@ class SegmentationLoss(nn.Module):
         include_background: whether the Dice term scores class 0 (CE/BCE always score it).
         cycle_reduction: "mean" or "sum" over the passes of a recurrent network.
         reduction: "mean" (forward returns a scalar) or "none" (forward returns ``(B,)``).
+        batch_dice: the Dice term of each class is computed over the whole batch (nnU-Net's
+            ``batch_dice``); every sample's value then carries that one batch term, so the mean
+            over samples is still the batch loss, but the values no longer separate samples.
 
     Raises:
         UnknownOptionError: an unknown name or reduction (with the closest one).
     """
 
     def __init__(self, name: str = "dicece", include_background: bool = False,
-                 cycle_reduction: str = "mean", reduction: str = "mean") -> None:
+                 cycle_reduction: str = "mean", reduction: str = "mean",
+                 batch_dice: bool = False) -> None:
         super().__init__()
         self.name = check_option("loss", name, LOSSES)
         self.cycle_reduction = check_option("cycle_reduction", cycle_reduction, CYCLE_REDUCTIONS)
         self.reduction = check_option("reduction", reduction, ("mean", "none"))
+        self.batch_dice = bool(batch_dice)
         self.dice = DiceLoss(include_background=include_background, to_onehot_y=True,
-                             softmax=True, reduction="none")
+                             softmax=True, batch=self.batch_dice, reduction="none")
 
     @classmethod
     def from_config(cls, config: LossConfig, reduction: str = "mean") -> SegmentationLoss:
-        return cls(config.name, config.include_background, config.cycle_reduction, reduction)
+        return cls(config.name, config.include_background, config.cycle_reduction, reduction,
+                   config.batch_dice)
 
     def forward(self, output: Output, target: Tensor) -> Tensor:
         """The loss: a scalar (reduction "mean") or ``(B,)`` (reduction "none").
@@ -123,7 +129,11 @@ class SegmentationLoss(nn.Module):
         if self.name in ("ce", "dicece"):
             loss = loss + _mean_per_sample(F.cross_entropy(logits, labels[:, 0], reduction="none"))
         if self.name in ("dice", "dicece"):
-            loss = loss + _mean_per_sample(self.dice(logits, labels))
+            dice = self.dice(logits, labels)
+            if self.batch_dice:  # one value per class for the whole batch, shared by its samples
+                loss = loss + dice.mean()
+            else:
+                loss = loss + _mean_per_sample(dice)
         return loss
 
 

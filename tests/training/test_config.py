@@ -51,6 +51,7 @@ INVALID = [
     ({"augmentation": {"rotation": 5}}, UnknownOptionError, "did you mean 'rotation_deg'"),
     ({"loss": "dicec"}, UnknownOptionError, "unknown loss 'dicec'; did you mean 'dicece'"),
     ({"loss": {"name": "ce", "cycle_reduction": "max"}}, UnknownOptionError, "cycle_reduction"),
+    ({"loss": {"name": "dicece", "batch_dice": "yes"}}, InvalidInputError, "batch_dice"),
     ({"device": "gpu"}, UnknownOptionError, "unknown device 'gpu'"),
     ({"sampling": {"organ_sampling": "unifrom"}}, UnknownOptionError, "did you mean 'uniform'"),
     ({"patch_size": [16, 32]}, InvalidInputError, r"patch_size must be 3 sizes"),

@@ -151,6 +151,13 @@ def test_sample_weighting_module_is_trained_jointly(tiny_config: Factory, tmp_pa
     assert torch.equal(saved["extra_modules"]["qam"]["score.weight"], quality.score.weight)
 
 
+def test_batch_dice_refuses_per_sample_weighting(tiny_config: Factory, tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "bd", epochs=1, loss={"name": "dicece", "batch_dice": True})
+    with pytest.raises(InvalidInputError, match="batch_dice"):
+        Trainer(config, sample_weighting=_BatchWeights(), progress=False)
+    assert not (tmp_path / "bd").exists()
+
+
 def test_deep_supervision_network_trains(tiny_config: Factory, tmp_path: Path) -> None:
     """MONAI DynUNet: stacked heads in training, spacing and patch filled in from the data."""
     from autocontour.models.dynunet import nnunet_kernels_strides

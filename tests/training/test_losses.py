@@ -49,6 +49,36 @@ def test_mean_equals_monai_reduced_losses() -> None:
                           F.binary_cross_entropy_with_logits(logits, onehot))
 
 
+def test_batch_dice_equals_monai_batch_loss_and_is_shared_by_samples() -> None:
+    logits, target = batch()
+    loss = SegmentationLoss("dicece", batch_dice=True, reduction="none")
+    per_sample = loss(logits, target)
+    dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    ce = F.cross_entropy(logits, target[:, 0], reduction="none").flatten(1).mean(1)
+    assert torch.allclose(per_sample, ce + dice(logits, target), atol=1e-6)
+    assert torch.allclose(per_sample.mean(), DiceCELoss(
+        to_onehot_y=True, softmax=True, include_background=False, batch=True)(logits, target),
+        atol=1e-6)
+
+
+def test_batch_dice_weighs_an_organ_seen_in_one_sample_fully() -> None:
+    """Class 3 lies in sample 0 only, and the network has learnt to suppress it (the state in
+    which small organs get stuck): per-sample Dice dilutes its pull by the batch size."""
+    logits = torch.zeros((4, CLASSES, 8, 8))
+    logits[:, 0], logits[:, 3] = 2.0, -4.0
+    logits.requires_grad_(True)
+    target = torch.zeros((4, 1, 8, 8), dtype=torch.long)
+    target[0, 0, 2:4, 2:4] = 3
+    target[:, 0, 5:, 5:] = 1  # a big organ in every sample
+
+    def grad_on_small(batch_dice: bool) -> float:
+        logits.grad = None
+        SegmentationLoss("dice", batch_dice=batch_dice)(logits, target).backward()
+        return float(-logits.grad[0, 3, 2:4, 2:4].sum())
+
+    assert grad_on_small(True) > 3 * grad_on_small(False) > 0
+
+
 def test_deep_supervision_halving_weights() -> None:
     assert torch.allclose(deep_supervision_weights(3), torch.tensor([4, 2, 1]) / 7)
     loss = SegmentationLoss("dicece")
