@@ -17,8 +17,10 @@ Writes to ``--out`` (default ``experiments/results/table1``): ``table1.md`` (per
 Dice and HD95 of each member and the combined model over all held-out cases of the folds run,
 and the member the rule chose per fold), ``table1.csv`` (fold, case, member, organ, dice,
 hd95_mm), ``rules.json`` (each fold's rule, fall-backs, largest-component switches),
-``table1.png`` (box plots per organ) and ``README.md`` (command, folds, time, training budget,
-comparison with the source). :func:`write_tables` does all the writing from a results dict,
+``table1.png`` (box plots per organ), ``README.md`` (command, folds, time, training budget,
+comparison with the source) and ``folds/fold_k.json`` (each fold's scores, rule and budget,
+with the member plans that made them: a later run tabulates a kept fold without retraining,
+as long as the plans have not changed). :func:`write_tables` does all the writing from a results dict,
 so the tables can be rebuilt (and tested) without training.
 """
 
@@ -69,6 +71,7 @@ CAVEAT = ("Caveat: the rule (and the largest-component switches) is chosen on th
           "is at least as good as the best member for most organs by construction. An unbiased "
           "estimate would need a nested split.")
 FILES = ("Files: `table1.md` (the table), `table1.csv` (every fold, case, member, organ), "
+         "`folds/fold_k.json` (each fold's scores and the member plans that made them), "
          "`rules.json` (each fold's rule, fall-backs, largest-component switches), "
          "`table1.png` (Dice and HD95 box plots per organ).")
 
@@ -362,11 +365,39 @@ def busy(fold_dir: Path, within_s: float = 900.0) -> str | None:
     return None
 
 
+def plan_configs(plans: Sequence[Any]) -> dict[str, Any]:
+    """member -> its training config as planned (JSON-normalised), to tell stale results."""
+    return json.loads(json.dumps({p.name: p.config for p in plans}, default=str))
+
+
+def fold_record(out: Path, fold: int) -> Path:
+    """Where a fold's scores are kept beside the tables, so that later runs (and sessions
+    without the training folder) can tabulate it without retraining."""
+    return out / "folds" / f"fold_{fold}.json"
+
+
+def committed_fold(out: Path, fold: int, plans: Sequence[Any]) -> dict[str, Any] | None:
+    """A fold's kept scores, if they were made with exactly these member plans."""
+    path = fold_record(out, fold)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return data if data.get("plans") == plan_configs(plans) else None
+
+
 def run_fold(fold: int, args: argparse.Namespace, recipe_module: Any) -> dict[str, Any] | None:
-    """A fold's validation.json content (building the fold when needed), with its budget."""
+    """A fold's validation.json content (building the fold when needed), with its budget.
+
+    Order: the fold's training folder (``<work>/fold_k/validation.json``), then its scores kept
+    in ``<out>/folds/fold_k.json`` if they were made with the same member plans, else build it.
+    """
     fold_dir = args.work / f"fold_{fold}"
     plans = recipe_module.plans(args.scale)
     if not (fold_dir / "validation.json").is_file():
+        kept = committed_fold(args.out, fold, plans)
+        if kept is not None:
+            print(f"fold {fold}: re-using {fold_record(args.out, fold)}")
+            return kept
         if args.collect_only:
             print(f"fold {fold}: not built yet ({fold_dir}/validation.json missing), left out")
             return None
@@ -386,6 +417,10 @@ def run_fold(fold: int, args: argparse.Namespace, recipe_module: Any) -> dict[st
         print(f"fold {fold}: re-using {fold_dir}/validation.json")
     data = json.loads((fold_dir / "validation.json").read_text())
     data["budget"] = {p.name: member_budget(fold_dir, p.name, p.config) for p in plans}
+    data["plans"] = plan_configs(plans)
+    record = fold_record(args.out, fold)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(data, indent=1))
     return data
 
 

@@ -1,0 +1,90 @@
+"""Table 1 of seed 004 (experiments/table1_combined.py): tables from fold scores, kept folds."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def table1() -> ModuleType:
+    return _load("table1_combined", ROOT / "experiments" / "table1_combined.py")
+
+
+ORGANS = ("Eye_L", "Lens_L", "OpticChiasm", "Pituitary")
+
+
+def fold_scores(fold: int) -> dict:
+    """Two held-out cases; 2D wins the eye, 3D the lens, 3D-small the chiasm and pituitary."""
+    dice = {"2d": {"Eye_L": 0.9, "Lens_L": 0.5, "OpticChiasm": 0.2, "Pituitary": 0.1},
+            "3d": {"Eye_L": 0.8, "Lens_L": 0.7, "OpticChiasm": 0.3, "Pituitary": 0.0},
+            "3d_small": {"OpticChiasm": 0.6, "Pituitary": 0.5}}
+    dice["combined"] = {"Eye_L": 0.9, "Lens_L": 0.7, "OpticChiasm": 0.6, "Pituitary": 0.5}
+    cases = {}
+    for c in range(2):
+        cases[f"f{fold}c{c}"] = {
+            m: {o: {"dice": d + 0.01 * c, "hd95_mm": None if d == 0.0 else 10 * (1 - d)}
+                for o, d in organs.items()} for m, organs in dice.items()}
+    rule = {"Eye_L": "2d", "Lens_L": "3d", "OpticChiasm": "3d_small", "Pituitary": "3d_small"}
+    return {"cases": cases, "rule": rule, "fallback": dict(rule),
+            "largest_component": dict.fromkeys(ORGANS, True)}
+
+
+def test_tables_from_fold_scores(table1: ModuleType, tmp_path: Path) -> None:
+    paths = table1.write_tables({0: fold_scores(0), 1: fold_scores(1)}, tmp_path,
+                                {"command": "python experiments/table1_combined.py", "folds": 5})
+    assert all(p.is_file() for p in paths.values())
+    text = paths["table1.md"].read_text()
+    assert "fold(s) 0, 1 of a 5-fold split (4 cases)" in text
+    eye = next(line for line in text.splitlines() if line.startswith("| Eye_L |"))
+    # 2D Dice 0.905 (mean of 0.90, 0.91) is the best and bold; 3D's 0.805 is not.
+    assert "**0.905**" in eye and "| 0.805 |" in eye and "2D, 2D" in eye
+    pituitary = next(line for line in text.splitlines() if line.startswith("| Pituitary |"))
+    assert "**0.505**" in pituitary and "n/a*" in pituitary  # 3D never found it: no HD95
+    with paths["table1.csv"].open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * 2 * (4 + 4 + 2 + 4)  # folds x cases x (2D, 3D, 3D-small, combined)
+    assert json.loads(paths["rules.json"].read_text())["1"]["rule"]["Lens_L"] == "3d"
+    readme = paths["README.md"].read_text()
+    assert "Combined model best (or within 0.001 of the best member) for 4 of 4 organs" in readme
+
+
+def test_no_scores_is_an_error(table1: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hold no scores"):
+        table1.write_tables({0: {"cases": {}}}, tmp_path)
+
+
+def test_kept_folds_are_reused_only_with_the_same_plans(table1: ModuleType,
+                                                        tmp_path: Path) -> None:
+    plans = [SimpleNamespace(name="2d", config={"epochs": 14, "patch_size": [1, 96, 96]})]
+    recipe = SimpleNamespace(plans=lambda scale: plans)
+    out = tmp_path / "results"
+    record = table1.fold_record(out, 3)
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({**fold_scores(3), "plans": table1.plan_configs(plans)}))
+    args = argparse.Namespace(work=tmp_path / "work", out=out, scale=1.0, collect_only=True,
+                              force=False, folds=5, cases=40)
+    kept = table1.run_fold(3, args, recipe)
+    assert kept is not None and set(kept["cases"]) == {"f3c0", "f3c1"}
+    assert not (tmp_path / "work").exists()  # nothing trained, nothing written there
+
+    plans[0].config["epochs"] = 28  # another budget: the kept fold is stale
+    assert table1.committed_fold(out, 3, plans) is None
+    assert table1.run_fold(3, args, recipe) is None  # collect-only: left out, not built
