@@ -48,7 +48,8 @@ RECIPE = Recipe("hn-phantom-2mm", (
 
 AUGMENT = {"rotation_deg": 10.0, "affine_prob": 0.3, "elastic_prob": 0.0, "gamma_prob": 0.2,
            "noise_prob": 0.2, "flip_axes": [], "lr_mirror": "swap", "lr_mirror_prob": 0.5}
-COMMON = {"recipe": "fingerprint", "loss": {"name": "dicece", "include_background": False},
+COMMON = {"recipe": "fingerprint",
+          "loss": {"name": "dicece", "include_background": False, "batch_dice": True},
           "lr": 2.0e-3, "plateau": {"factor": 0.5, "patience": 2}, "min_lr": 1.0e-5,
           "augmentation": AUGMENT, "amp": False, "seed": SEED, "num_workers": 1}
 

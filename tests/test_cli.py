@@ -118,10 +118,14 @@ def test_demo_contours_an_unseen_phantom_with_the_shipped_model(tmp_path, capsys
     assert len(report["organs"]) == 24
     # A floor well below what the shipped model reaches (README), to catch a broken pipeline
     # (a left/right swap, a shifted grid), not to grade the model.
-    assert report["mean_dice"] >= 0.4
+    # It reaches 0.81 with every organ at 0.65 or more; the small organs (lenses, chiasm,
+    # cochleae) are the first to vanish when something is off by a voxel or two.
+    assert report["mean_dice"] >= 0.7
     by_name = {r["organ"]: r for r in report["organs"]}
+    for organ, row in by_name.items():
+        assert row["dice"] >= 0.4, organ
     for big in ("Brainstem", "Parotid_L", "Parotid_R", "Bone_Mandible_L", "Lobe_Temporal_R"):
-        assert by_name[big]["dice"] >= 0.7, big
+        assert by_name[big]["dice"] >= 0.75, big
     assert {"rtstruct.dcm", "seg.dcm", "labels.nii.gz", "overview.png", "report.json"} <= {
         p.name for p in (out / "contours").iterdir()}
     assert "mean Dice" in stdout and "HD95" in stdout
