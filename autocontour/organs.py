@@ -120,6 +120,17 @@ class OrganSet:
             table[left.label], table[right.label] = right.label, left.label
         return table
 
+    def keep_lookup(self) -> list[int]:
+        """A 256-entry table keeping this set's labels and mapping every other value to 0.
+
+        Applied to a label map of a larger set, it leaves only these organs (a network trained
+        on a few organs, e.g. the 3-D-small member, sees the others as background).
+        """
+        table = [0] * 256
+        for label in self.labels:
+            table[label] = label
+        return table
+
     def subset(self, names: list[str]) -> OrganSet:
         """The organs named, keeping their label values and this set's order."""
         wanted = {self.by_name(n).name for n in names}

@@ -7,7 +7,8 @@
 It generates 40 head & neck phantoms (seeds 1000-1039; the demo uses 90001, never trained on),
 imports them, and builds the combined model of seed 004 (spec B4) on fold 0 of a 5-fold split
 (32 training, 8 validation cases): a 2-D residual U-Net on axial slices, a 3-D U-Net on the body
-crop and a 3-D-small U-Net on a 16x64x64 box around the optic chiasm and pituitary. The rule
+crop and a 3-D-small U-Net on a 16x64x64 box around the optic chiasm and pituitary, trained on
+those two organs alone (the others are background to it, as in seed 004). The rule
 (which member each organ comes from) and the largest-component switches are chosen on the 8
 validation cases. Networks are small (about 3.3 M weights in all) so that the file stays a few
 MB and CPU inference stays fast. A second run re-uses finished members (``--work``).
@@ -72,7 +73,8 @@ def plans(scale: float = 1.0) -> list[MemberPlan]:
         MemberPlan("3d_small", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
                        "channels": [8, 16, 32, 48], "strides": [[2, 2, 2]] * 3 + [[1, 2, 2]]}},
                        "patch_size": list(SMALL_ROI_SIZE), "batch_size": 4,
-                       "epochs": epochs(5), "steps_per_epoch": 100, "val_every": 5,
+                       "epochs": epochs(8), "steps_per_epoch": 100, "val_every": 4,
+                       "organs": list(SMALL_ROI_ORGANS),
                        "sampling": {"foreground_fraction": 0.9,
                                     "organ_sampling": small_weights}},
                    roi=RoiSpec(SMALL_ROI_SIZE, SMALL_ROI_ORGANS, "2d")),

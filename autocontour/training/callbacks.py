@@ -27,7 +27,8 @@ class Callback:
     """Hooks of a training run; override the ones you need (all do nothing here).
 
     ``trainer`` exposes ``config``, ``env`` (rank), ``state`` (epoch, step, best metric),
-    ``network``, ``organs`` and ``out`` (the run folder).
+    ``network``, ``organs`` (the data set's), ``scored`` (the organs trained on and validated,
+    ``TrainConfig.organs``) and ``out`` (the run folder).
     """
 
     def on_fit_start(self, trainer: Trainer) -> None:
@@ -76,7 +77,7 @@ class MetricsLog(Callback):
         self._write_csv(read_rows(self.jsonl), trainer)
 
     def _write_csv(self, rows: list[Row], trainer: Trainer) -> None:
-        columns = [*CSV_HEAD, *(f"dice_{name}" for name in trainer.organs.names), *CSV_TAIL]
+        columns = [*CSV_HEAD, *(f"dice_{name}" for name in trainer.scored.names), *CSV_TAIL]
         with self.csv.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, columns, extrasaction="ignore")
             writer.writeheader()

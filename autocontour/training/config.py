@@ -196,6 +196,10 @@ class TrainConfig:
         min_lr: training stops once the learning rate falls below this [1e-6, seed 004].
         augmentation: on-the-fly augmentation; None (YAML ``null``) for none.
         sampling: patch sampling.
+        organs: train on these organs only (a region member such as 3-D-small, spec B4): the
+            other organs' voxels count as background, and the Dice term and validation score
+            just these. The network keeps one output channel per label value of the data set,
+            so its channels mean what every other member's mean. None: every organ.
         folds: k of the k-fold split (``DS/splits_<k>fold.json``, created when absent).
         fold: the fold trained when one fold is run.
         amp: mixed precision on CUDA (ignored on CPU).
@@ -224,6 +228,7 @@ class TrainConfig:
     min_lr: float = 1e-6
     augmentation: AugmentConfig | None = field(default_factory=AugmentConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    organs: tuple[str, ...] | None = None
     folds: int = 5
     fold: int = 0
     amp: bool = True
@@ -252,6 +257,15 @@ class TrainConfig:
                            _number("weight_decay", self.weight_decay, float, 0.0))
         if self.min_lr >= self.lr:
             raise InvalidInputError(f"min_lr ({self.min_lr:g}) must be below lr ({self.lr:g})")
+        if self.organs is not None:
+            names = self.organs
+            if (isinstance(names, str | bytes) or not hasattr(names, "__iter__")
+                    or not names or not all(isinstance(n, str) and n.strip() for n in names)):
+                raise InvalidInputError(f"organs must be a non-empty list of organ names or "
+                                        f"null, got {names!r}")
+            if len(set(names)) != len(names):
+                raise InvalidInputError(f"organs names an organ twice: {list(names)}")
+            object.__setattr__(self, "organs", tuple(str(n) for n in names))
         if not isinstance(self.amp, bool):
             raise InvalidInputError(f"amp must be true or false, got {self.amp!r}")
         object.__setattr__(self, "device", check_option("device", self.device, DEVICES))

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from autocontour.data.augment import build_augmentation
 from autocontour.data.importer import write_json
 from autocontour.data.patches import PatchDataset
-from autocontour.errors import InvalidInputError, OutputExistsError
+from autocontour.errors import InvalidInputError, OutputExistsError, UnknownOptionError
 from autocontour.training import distributed as ddp
 from autocontour.training.callbacks import Callback, LossCurves, MetricsLog, Row
 from autocontour.training.checkpoint import save_checkpoint
@@ -127,6 +127,14 @@ class Trainer:
                                     "(--resume) or choose another 'out'")
         self.data = prepare_data(cfg, env, self.progress)
         self.organs = self.data.organs
+        self.scored, self.keep_labels = self.organs, None
+        if cfg.organs is not None:
+            try:
+                self.scored = self.organs.subset(list(cfg.organs))
+            except UnknownOptionError as exc:
+                raise UnknownOptionError(f"config option organs: {exc}") from None
+            self.keep_labels = torch.tensor(self.scored.keep_lookup(), dtype=torch.uint8,
+                                            device=self.device)
         torch.manual_seed(cfg.seed)
         self.network = build_training_network(cfg, self.data).to(self.device)
         self.optimizers = {"network": self._adam(self.network, cfg.lr, cfg.weight_decay)}
@@ -150,7 +158,9 @@ class Trainer:
     def _loop(self) -> FitResult:
         cfg, env, state, data = self.config, self.env, self.state, self.data
         self.train_net = ddp.wrap(self.network, env, self.device)
-        self.loss_fn = SegmentationLoss.from_config(cfg.loss, reduction="none")
+        self.loss_fn = SegmentationLoss.from_config(
+            cfg.loss, reduction="none",
+            classes=None if cfg.organs is None else self.scored.labels)
         self._return_all = "return_all" in inspect.signature(self.network.forward).parameters
         transform = None if cfg.augmentation is None else build_augmentation(
             cfg.augmentation, self.organs, getattr(self.network, "spatial_dims", 3),
@@ -210,8 +220,8 @@ class Trainer:
             ddp.broadcast_buffers(self.network, env)
             mine = score_cases(self.network, self.data.cache,
                                self.data.val_ids[env.rank::env.world_size], cfg.patch_size,
-                               self.organs, self.loss_fn, self.device, self.amp)
-            metrics = summarise([s for part in ddp.gather(mine, env) for s in part], self.organs)
+                               self.scored, self.loss_fn, self.device, self.amp)
+            metrics = summarise([s for part in ddp.gather(mine, env) for s in part], self.scored)
             dice = metrics["val_dice_mean"]
             self.scheduler.step(0.0 if dice is None else dice)
             if dice is not None and (state.best_metric is None or dice > state.best_metric):
@@ -220,7 +230,7 @@ class Trainer:
             row.update(metrics)
         else:
             row.update({"val_loss": None, "val_dice_mean": None,
-                        **{f"dice_{n}": None for n in self.organs.names}})
+                        **{f"dice_{n}": None for n in self.scored.names}})
         state.seconds += time.perf_counter() - started
         row.update(lr=self.optimizers["network"].param_groups[0]["lr"], seconds=state.seconds)
         return row
@@ -229,6 +239,8 @@ class Trainer:
         """One optimiser step of the network (and the extra modules); returns the batch loss."""
         batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v
                  for k, v in batch.items()}
+        if self.keep_labels is not None:  # organs not trained on become background
+            batch["label"] = self.keep_labels[batch["label"].long()]
         with torch.autocast("cuda") if self.amp else nullcontext():
             output = (self.train_net(batch["image"], return_all=True) if self._return_all
                       else self.train_net(batch["image"]))

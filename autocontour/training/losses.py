@@ -55,6 +55,11 @@ class SegmentationLoss(nn.Module):
         batch_dice: the Dice term of each class is computed over the whole batch (nnU-Net's
             ``batch_dice``); every sample's value then carries that one batch term, so the mean
             over samples is still the batch loss, but the values no longer separate samples.
+        classes: score only these class channels in the Dice term (a network trained on a few
+            organs, ``TrainConfig.organs``): the mean over 24 channels of which 22 never occur
+            would shrink the few organs' Dice gradient 12-fold. Cross-entropy still sees every
+            channel (it pushes the unused ones to zero). None: every class (background as
+            ``include_background`` says).
 
     Raises:
         UnknownOptionError: an unknown name or reduction (with the closest one).
@@ -62,19 +67,31 @@ class SegmentationLoss(nn.Module):
 
     def __init__(self, name: str = "dicece", include_background: bool = False,
                  cycle_reduction: str = "mean", reduction: str = "mean",
-                 batch_dice: bool = False) -> None:
+                 batch_dice: bool = False, classes: Sequence[int] | None = None) -> None:
         super().__init__()
         self.name = check_option("loss", name, LOSSES)
         self.cycle_reduction = check_option("cycle_reduction", cycle_reduction, CYCLE_REDUCTIONS)
         self.reduction = check_option("reduction", reduction, ("mean", "none"))
         self.batch_dice = bool(batch_dice)
-        self.dice = DiceLoss(include_background=include_background, to_onehot_y=True,
-                             softmax=True, batch=self.batch_dice, reduction="none")
+        self.classes = None
+        if classes is not None:
+            chosen = sorted({int(c) for c in classes if include_background or int(c) != 0})
+            if not chosen or chosen[0] < 0:
+                raise InvalidInputError(f"loss: classes must name at least one class channel "
+                                        f">= {0 if include_background else 1}, got {classes}")
+            self.classes = chosen
+        # With a class subset, the softmax over all channels and the one-hot targets are made
+        # here and MONAI's Dice sees only the chosen channels.
+        subset = self.classes is not None
+        self.dice = DiceLoss(include_background=include_background or subset,
+                             to_onehot_y=not subset, softmax=not subset, batch=self.batch_dice,
+                             reduction="none")
 
     @classmethod
-    def from_config(cls, config: LossConfig, reduction: str = "mean") -> SegmentationLoss:
+    def from_config(cls, config: LossConfig, reduction: str = "mean",
+                    classes: Sequence[int] | None = None) -> SegmentationLoss:
         return cls(config.name, config.include_background, config.cycle_reduction, reduction,
-                   config.batch_dice)
+                   config.batch_dice, classes)
 
     def forward(self, output: Output, target: Tensor) -> Tensor:
         """The loss: a scalar (reduction "mean") or ``(B,)`` (reduction "none").
@@ -129,12 +146,24 @@ class SegmentationLoss(nn.Module):
         if self.name in ("ce", "dicece"):
             loss = loss + _mean_per_sample(F.cross_entropy(logits, labels[:, 0], reduction="none"))
         if self.name in ("dice", "dicece"):
-            dice = self.dice(logits, labels)
+            dice = self._dice(logits, labels)
             if self.batch_dice:  # one value per class for the whole batch, shared by its samples
                 loss = loss + dice.mean()
             else:
                 loss = loss + _mean_per_sample(dice)
         return loss
+
+    def _dice(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """MONAI's Dice loss per (sample or batch, class): every class, or just ``classes``."""
+        if self.classes is None:
+            return self.dice(logits, labels)
+        if self.classes[-1] >= logits.shape[1]:
+            raise InvalidInputError(f"loss: class {self.classes[-1]} needs more than the "
+                                    f"network's {logits.shape[1]} output classes")
+        picked = torch.tensor(self.classes, device=logits.device)
+        probs = torch.softmax(logits, 1).index_select(1, picked)
+        onehot = (labels == picked.view(1, -1, *([1] * (labels.ndim - 2)))).float()
+        return self.dice(probs, onehot)
 
 
 def _mean_per_sample(values: Tensor) -> Tensor:

@@ -69,18 +69,24 @@ def predict_logits(net: nn.Module, image: Tensor, patch_size: Sequence[int],
 def score_cases(net: nn.Module, cache: CaseCache, case_ids: Sequence[str],
                 patch_size: Sequence[int], organs: OrganSet, loss_fn: SegmentationLoss,
                 device: torch.device, amp: bool = False) -> list[CaseScore]:
-    """Loss and Dice per organ of each case (organs absent from a case's labels are left out)."""
+    """Loss and Dice per organ of each case (organs absent from a case's labels are left out).
+
+    ``organs`` are the organs the network is trained on: labels of any other organ count as
+    background (``TrainConfig.organs``).
+    """
     was_training = net.training
     net.eval()
     scores = []
+    keep = np.asarray(organs.keep_lookup(), dtype=np.int64)
     for cid in case_ids:
         volume, labels = cache.load(cid)
+        truth = keep[labels.array]
         image = torch.from_numpy(np.asarray(volume.array, np.float32))[None, None].to(device)
-        target = torch.from_numpy(labels.array.astype(np.int64))[None, None]
+        target = torch.from_numpy(truth)[None, None]
         logits = predict_logits(net, image, patch_size, amp, out_device=torch.device("cpu"))
         prediction = logits.argmax(1)[0].numpy()
-        dices = {organ.name: dice(prediction == organ.label, labels.array == organ.label)
-                 for organ in organs if (labels.array == organ.label).any()}
+        dices = {organ.name: dice(prediction == organ.label, truth == organ.label)
+                 for organ in organs if (truth == organ.label).any()}
         scores.append(CaseScore(cid, float(loss_fn.per_sample(logits, target).mean()), dices))
     net.train(was_training)
     return scores

@@ -29,10 +29,11 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
         "patch_size": [16, 64, 64], "loss": "dice", "lr": 3e-4, "epochs": 7,
         "sampling": {"foreground_fraction": 0.5, "organ_sampling": {"CTV": 2.0}},
         "augmentation": {"rotation_deg": 5.0, "lr_mirror": "swap"}, "folds": 3, "fold": 2,
-        "plateau": {"patience": 3}, "amp": False, "device": "cpu"})
+        "plateau": {"patience": 3}, "amp": False, "device": "cpu",
+        "organs": ["CTV", "Bladder"]})
     path = config.to_yaml(tmp_path / "run.yaml")
     again = TrainConfig.from_yaml(path)
-    assert again == config
+    assert again == config and again.organs == ("CTV", "Bladder")
     assert again.patch_size == (16, 64, 64) and again.loss.name == "dice"
     assert json.loads(json.dumps(config.to_dict())) == config.to_dict()
     assert TrainConfig.from_dict({**BASE, "augmentation": None}).augmentation is None
@@ -74,6 +75,10 @@ INVALID = [
     ({"network": {"name": "UNet3D", "kwargs": [1]}}, InvalidInputError, "network.kwargs"),
     ({"network": "UNet3D"}, InvalidInputError, "network must be a mapping"),
     ({"dataset": ""}, InvalidInputError, "dataset must be a non-empty string"),
+    ({"organs": "CTV"}, InvalidInputError, "organs must be a non-empty list of organ names"),
+    ({"organs": []}, InvalidInputError, "organs must be a non-empty list of organ names"),
+    ({"organs": ["CTV", 3]}, InvalidInputError, "organs must be a non-empty list"),
+    ({"organs": ["CTV", "CTV"]}, InvalidInputError, "organs names an organ twice"),
 ]
 
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from autocontour.data.cache import CaseCache
 from autocontour.data.recipes import Recipe
-from autocontour.errors import InvalidInputError, OutputExistsError
+from autocontour.errors import InvalidInputError, OutputExistsError, UnknownOptionError
 from autocontour.training import (
     Callback,
     FitResult,
@@ -149,6 +149,46 @@ def test_sample_weighting_module_is_trained_jointly(tiny_config: Factory, tmp_pa
     saved = load_checkpoint(tmp_path / "qam" / "last.pt")
     assert set(saved["optimizers"]) == {"network", "qam"}
     assert torch.equal(saved["extra_modules"]["qam"]["score.weight"], quality.score.weight)
+
+
+class _LabelSpy(_BatchWeights):
+    """Records the label values of every training batch the loss sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[int] = set()
+
+    def weights(self, batch: dict, per_sample_loss: Tensor) -> Tensor:
+        self.seen |= {int(v) for v in batch["label"].unique()}
+        return super().weights(batch, per_sample_loss)
+
+
+def test_training_on_some_organs(tiny_config: Factory, tmp_path: Path) -> None:
+    """``organs``: the other organs are background to the loss; validation scores only these;
+    the network keeps a channel per label value (a member of a combined model)."""
+    spy = _LabelSpy()
+    config = tiny_config(tmp_path / "some", epochs=1, steps_per_epoch=3,
+                         organs=["CTV", "Bladder"],
+                         sampling={"foreground_fraction": 1.0, "organ_sampling": "uniform"})
+    result = Trainer(config, sample_weighting=spy, progress=False).fit()
+    assert spy.seen <= {0, 1, 6} and spy.seen & {1, 6}
+    row = result.best_row
+    assert row is not None and set(k for k in row if k.startswith("dice_")) == {
+        "dice_Bladder", "dice_CTV"}
+    assert row["val_dice_mean"] == pytest.approx(np.mean([row["dice_Bladder"], row["dice_CTV"]]))
+    with (tmp_path / "some" / "metrics.csv").open() as fh:
+        assert [c for c in next(csv.reader(fh)) if c.startswith("dice_")] == [
+            "dice_Bladder", "dice_CTV"]
+    net, _, organs, saved = load_for_inference(tmp_path / "some" / "last.pt")
+    assert len(organs) == 6 and saved["organs"] == ["CTV", "Bladder"]
+    assert net(torch.zeros((1, 1, 16, 32, 32))).shape[1] == 7
+
+
+def test_unknown_organ_to_train_on(tiny_config: Factory, tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "bad", organs=["CTV", "Bladdr"])
+    with pytest.raises(UnknownOptionError, match="organs: .*'Bladdr'.*did you mean 'Bladder'"):
+        Trainer(config, progress=False).fit()
+    assert not (tmp_path / "bad" / "last.pt").exists()
 
 
 def test_batch_dice_refuses_per_sample_weighting(tiny_config: Factory, tmp_path: Path) -> None:

@@ -133,3 +133,47 @@ def test_bad_shapes(output: object, target: torch.Tensor, match: str) -> None:
 def test_unknown_loss_name() -> None:
     with pytest.raises(UnknownOptionError, match="did you mean 'dice'"):
         SegmentationLoss("dics")
+
+
+def test_class_subset_dice_scores_only_those_channels() -> None:
+    """``classes``: Dice over the chosen channels alone (softmax still over all), CE unchanged."""
+    logits, target = batch()
+    for batch_dice in (False, True):
+        loss = SegmentationLoss("dicece", batch_dice=batch_dice, classes=[3, 1],
+                                reduction="none")
+        probs = torch.softmax(logits, 1)[:, [1, 3]]
+        onehot = F.one_hot(target[:, 0], CLASSES).movedim(-1, 1).float()[:, [1, 3]]
+        dice = DiceLoss(include_background=True, batch=batch_dice, reduction="none")(
+            probs, onehot)
+        ce = F.cross_entropy(logits, target[:, 0], reduction="none").flatten(1).mean(1)
+        expected = ce + (dice.mean() if batch_dice else dice.flatten(1).mean(1))
+        assert torch.allclose(loss(logits, target), expected, atol=1e-6)
+    # Every foreground channel named: the same as the plain loss.
+    assert torch.allclose(SegmentationLoss("dice", classes=[1, 2, 3])(logits, target),
+                          SegmentationLoss("dice")(logits, target), atol=1e-6)
+
+
+def test_class_subset_keeps_the_small_organ_gradient() -> None:
+    """An organ scored among 3 of 24 never-present channels pulls much harder than among all."""
+    classes = 25
+    logits = torch.zeros((2, classes, 8, 8))
+    logits[:, 0] = 3.0
+    logits.requires_grad_(True)
+    target = torch.zeros((2, 1, 8, 8), dtype=torch.long)
+    target[:, 0, 3:5, 3:5] = 8
+
+    def pull(loss: SegmentationLoss) -> float:
+        logits.grad = None
+        loss(logits, target).backward()
+        return float(-logits.grad[:, 8, 3:5, 3:5].sum())
+
+    assert pull(SegmentationLoss("dice", batch_dice=True, classes=[8, 11])) > 5 * pull(
+        SegmentationLoss("dice", batch_dice=True)) > 0
+
+
+def test_bad_class_subset() -> None:
+    logits, target = batch()
+    with pytest.raises(InvalidInputError, match="at least one class"):
+        SegmentationLoss("dice", classes=[0])
+    with pytest.raises(InvalidInputError, match="class 7 needs more than the network's 4"):
+        SegmentationLoss("dice", classes=[1, 7])(logits, target)
