@@ -1,0 +1,73 @@
+"""experiments/unseen_phantoms.py: the shipped model scored on phantoms it never saw."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from autocontour.errors import InvalidInputError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def unseen() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("unseen_phantoms",
+                                                  ROOT / "experiments" / "unseen_phantoms.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["unseen_phantoms"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(model: str, case: str, organ: str, dice: float, hd: float) -> dict:
+    return {"model": model, "case": case, "organ": organ, "dice": dice, "hd95_mm": hd,
+            "assd_mm": hd / 2, "surface_dice": dice, "volume_pred_cc": 1.0,
+            "volume_truth_cc": 1.0, "volume_diff_cc": 0.0, "volume_diff_pct": 0.0,
+            "pred_empty": dice == 0.0, "truth_empty": False, "seconds": 2.0}
+
+
+def test_tables_average_cases_then_organs_and_compare_pairs(unseen: ModuleType) -> None:
+    rows = []
+    for i in range(6):
+        case = f"hn_s{i}"
+        rows += [_row("a", case, "Eye_L", 0.9, 2.0), _row("a", case, "Lens_L", 0.5 + 0.01 * i, 3.0),
+                 _row("b", case, "Eye_L", 0.8, 2.5), _row("b", case, "Lens_L", 0.0, float("nan"))]
+    meta = {"command": "x", "seconds": 60.0, "threads": 1, "seeds": "0-5"}
+    markdown, summary = unseen.tables(rows, meta)
+    a, b = summary["models"]["a"], summary["models"]["b"]
+    assert a["mean_dice"] == pytest.approx((0.9 + 0.525) / 2)
+    assert a["organ_dice"]["Lens_L"] == pytest.approx(0.525)
+    assert b["mean_dice"] == pytest.approx(0.4) and b["organs_missed"] == 6
+    assert a["worst_case_mean_dice"] == pytest.approx(0.7)
+    assert "| **mean over organs** | **0.713** |" in markdown
+    assert "n/a*" in markdown  # b's lens: missed everywhere, no HD95
+    lens = next(t for t in summary["paired_dice"] if t["organ"] == "Lens_L")
+    assert lens["n"] == 6 and lens["diff"] == pytest.approx(0.525) and lens["p"] < 0.05
+    assert "A better for 2 organ(s), worse for 0" in markdown
+
+
+def test_shipped_model_on_an_unseen_phantom(unseen: ModuleType, tmp_path: Path) -> None:
+    assert unseen.main(["--cases", "1", "--first-seed", "90011", "--threads", "1",
+                        "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    shipped = summary["models"]["shipped"]
+    assert summary["cases"] == ["hn_s90011"]
+    assert shipped["mean_dice"] > 0.7 and shipped["organs_missed"] == 0
+    with (tmp_path / "scores.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 24 and {r["model"] for r in rows} == {"shipped"}
+    assert "# Unseen head & neck phantoms: 1 cases (seeds 90011-90011)" in (
+        tmp_path / "table.md").read_text()
+
+
+def test_a_missing_model_file_is_named(unseen: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="nothing.pt"):
+        unseen.main(["--models", str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
