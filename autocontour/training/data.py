@@ -32,7 +32,7 @@ from autocontour.data.importer import CACHE_NAME, write_json
 from autocontour.data.recipes import Recipe, get_recipe
 from autocontour.data.splits import load_splits, make_splits, save_splits, splits_path
 from autocontour.data.steps import AppliedRecord
-from autocontour.errors import InvalidInputError
+from autocontour.errors import InvalidInputError, UnknownOptionError
 from autocontour.organs import OrganSet
 from autocontour.training.config import TrainConfig
 from autocontour.training.distributed import DistEnv, barrier
@@ -50,6 +50,8 @@ class TrainingData:
         organs: the data set's organ set.
         train_ids: the fold's training cases.
         val_ids: the fold's validation cases.
+        scored: the organs the network is trained on and validated for (``TrainConfig.organs``;
+            all of ``organs`` by default), with their label values.
     """
 
     cache: CaseCache
@@ -57,6 +59,7 @@ class TrainingData:
     organs: OrganSet
     train_ids: tuple[str, ...]
     val_ids: tuple[str, ...]
+    scored: OrganSet
 
 
 def resolve_recipe(dataset: Path, name: str) -> Recipe:
@@ -192,6 +195,8 @@ def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True) -> Tr
         raise InvalidInputError(f"{dataset}: no data set here (no {CACHE_NAME}); run "
                                 "'autocontour dataset import' first")
     recipe = resolve_recipe(dataset, config.recipe)
+    if config.organs is not None:  # an unknown name is refused before any preprocessing
+        trained_organs(config, CaseCache(dataset / CACHE_NAME).organs)
     if env.is_main:
         with dataset_lock(dataset):
             preprocess(dataset, recipe, progress)
@@ -200,4 +205,19 @@ def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True) -> Tr
     barrier(env)
     cache = CaseCache(preprocessed_path(dataset, recipe))
     train, val = fold_cases(dataset, cache, config.folds, config.fold, config.seed)
-    return TrainingData(cache, recipe, cache.organs, train, val)
+    return TrainingData(cache, recipe, cache.organs, train, val,
+                        trained_organs(config, cache.organs))
+
+
+def trained_organs(config: TrainConfig, organs: OrganSet) -> OrganSet:
+    """The organs a run trains on: ``config.organs`` of the data set's set, or all of them.
+
+    Raises:
+        UnknownOptionError: a name the data set's organ set does not have (did-you-mean).
+    """
+    if config.organs is None:
+        return organs
+    try:
+        return organs.subset(list(config.organs))
+    except UnknownOptionError as exc:
+        raise UnknownOptionError(f"config option organs: {exc}") from None

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from autocontour.data.augment import build_augmentation
 from autocontour.data.importer import write_json
 from autocontour.data.patches import PatchDataset
-from autocontour.errors import InvalidInputError, OutputExistsError, UnknownOptionError
+from autocontour.errors import InvalidInputError, OutputExistsError
 from autocontour.training import distributed as ddp
 from autocontour.training.callbacks import Callback, LossCurves, MetricsLog, Row
 from autocontour.training.checkpoint import save_checkpoint
@@ -127,12 +127,8 @@ class Trainer:
                                     "(--resume) or choose another 'out'")
         self.data = prepare_data(cfg, env, self.progress)
         self.organs = self.data.organs
-        self.scored, self.keep_labels = self.organs, None
+        self.scored, self.keep_labels = self.data.scored, None
         if cfg.organs is not None:
-            try:
-                self.scored = self.organs.subset(list(cfg.organs))
-            except UnknownOptionError as exc:
-                raise UnknownOptionError(f"config option organs: {exc}") from None
             self.keep_labels = torch.tensor(self.scored.keep_lookup(), dtype=torch.uint8,
                                             device=self.device)
         torch.manual_seed(cfg.seed)
