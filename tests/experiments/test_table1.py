@@ -66,6 +66,24 @@ def test_tables_from_fold_scores(table1: ModuleType, tmp_path: Path) -> None:
     assert "Combined model best (or within 0.001 of the best member) for 4 of 4 organs" in readme
 
 
+def test_cross_fitted_rule_is_chosen_without_the_scored_fold(table1: ModuleType) -> None:
+    """Fold 1's 3D wins the eye by far, fold 0's 2D by a little: each fold's rule comes from
+    the other, so each fold is scored with the member it did *not* pick for itself."""
+    f0, f1 = fold_scores(0), fold_scores(1)
+    for case in f1["cases"].values():
+        case["3d"]["Eye_L"]["dice"] = 0.99
+    f1["rule"]["Eye_L"] = "3d"
+    crossed = table1.cross_fitted_rule({0: f0, 1: f1}, list(ORGANS))
+    # fold 0 scored with 3D (chosen on fold 1): 0.80, 0.81; fold 1 with 2D: 0.90, 0.91
+    assert crossed["organ_dice"]["Eye_L"] == pytest.approx((0.80 + 0.81 + 0.90 + 0.91) / 4)
+    assert crossed["organ_dice"]["OpticChiasm"] == pytest.approx(0.605)  # 3D-small everywhere
+    assert sorted(crossed["changed"]) == [(0, "Eye_L", "2d", "3d"), (1, "Eye_L", "3d", "2d")]
+    assert table1.cross_fitted_rule({0: f0}, list(ORGANS)) is None
+    readme = table1.readme({0: f0, 1: f1}, table1.summarise(table1.long_rows({0: f0, 1: f1})),
+                           list(ORGANS), [0, 1], 4, {})
+    assert "each fold's rule chosen on the other folds" in readme
+
+
 def test_no_scores_is_an_error(table1: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="hold no scores"):
         table1.write_tables({0: {"cases": {}}}, tmp_path)
