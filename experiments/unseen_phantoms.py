@@ -55,9 +55,11 @@ def score_models(models: Mapping[str, Any], seeds: Sequence[int],
                                      case=case.case_id):
                 rows.append({"model": label, **row, "seconds": seconds})
         if progress:
-            print(f"{case.case_id}: " + ", ".join(
-                f"{m} {np.mean([r['dice'] for r in rows if r['case'] == case.case_id and r['model'] == m]):.3f}"
-                for m in models), flush=True)
+            means = {m: np.mean([r["dice"] for r in rows
+                                 if r["case"] == case.case_id and r["model"] == m])
+                     for m in models}
+            print(f"{case.case_id}: mean Dice " + ", ".join(
+                f"{m} {v:.3f}" for m, v in means.items()), flush=True)
     return rows
 
 
@@ -104,12 +106,13 @@ def tables(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> tuple[
         mean_line += [f"**{_fmt(summary['models'][m]['mean_dice'])}**",
                       _fmt(summary["models"][m]["mean_hd95_mm"], 1)]
     body.append(mean_line)
+    command = (f"Command: `{meta['command']}` ({meta['seconds'] / 60:.1f} min, torch threads "
+               f"{meta['threads']}).")
+    legend = ("Mean over cases of each organ's Dice (sample sd) and HD95 on the CT's own grid; "
+              "* = the organ was missed (or drawn where the truth has none) in some case, whose "
+              "HD95 is left out of that mean.")
     lines = [f"# Unseen head & neck phantoms: {len(cases)} cases (seeds {meta['seeds']})", "",
-             f"Command: `{meta['command']}` ({meta['seconds'] / 60:.1f} min, torch threads "
-             f"{meta['threads']}).", "",
-             "Mean over cases of each organ's Dice (sample sd) and HD95 on the CT's own grid; "
-             "* = the organ was missed (or drawn where the truth has none) in some case, whose "
-             "HD95 is left out of that mean.", "", markdown_table(head, body), ""]
+             command, "", legend, "", markdown_table(head, body), ""]
     for m in models:
         s = summary["models"][m]
         lines.append(f"- {m}: mean Dice {s['mean_dice']:.3f} over {len(organs)} organs; per "

@@ -173,7 +173,7 @@ def test_training_on_some_organs(tiny_config: Factory, tmp_path: Path) -> None:
     result = Trainer(config, sample_weighting=spy, progress=False).fit()
     assert spy.seen <= {0, 1, 6} and spy.seen & {1, 6}
     row = result.best_row
-    assert row is not None and set(k for k in row if k.startswith("dice_")) == {
+    assert row is not None and {k for k in row if k.startswith("dice_")} == {
         "dice_Bladder", "dice_CTV"}
     assert row["val_dice_mean"] == pytest.approx(np.mean([row["dice_Bladder"], row["dice_CTV"]]))
     with (tmp_path / "some" / "metrics.csv").open() as fh:
