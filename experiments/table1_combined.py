@@ -430,6 +430,23 @@ def plan_configs(plans: Sequence[Any]) -> dict[str, Any]:
     return json.loads(json.dumps({p.name: p.config for p in plans}, default=str))
 
 
+def built_with_other_plans(fold_dir: Path, plans: Sequence[Any]) -> str | None:
+    """How a built fold's member runs differ from ``plans`` (their config.yaml), or None."""
+    from autocontour.training.config import TrainConfig
+
+    for plan in plans:
+        path = fold_dir / plan.name / "config.yaml"
+        if not path.is_file():
+            return f"{path} missing"
+        ran = TrainConfig.from_yaml(path).to_dict()
+        where = {k: ran[k] for k in ("dataset", "out", "fold", "folds")}
+        planned = TrainConfig.from_dict({**plan.config, **where}).to_dict()
+        differs = sorted(k for k, v in planned.items() if ran.get(k) != v)
+        if differs:
+            return f"{plan.name}: {', '.join(differs)}"
+    return None
+
+
 def fold_record(out: Path, fold: int) -> Path:
     """Where a fold's scores are kept beside the tables, so that later runs (and sessions
     without the training folder) can tabulate it without retraining."""
@@ -474,6 +491,11 @@ def run_fold(fold: int, args: argparse.Namespace, recipe_module: Any) -> dict[st
                              info={"command": " ".join(sys.argv), "experiment": "table1"})
         print(f"fold {fold}: built in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     else:
+        stale = built_with_other_plans(fold_dir, plans)
+        if stale:
+            raise SystemExit(f"fold {fold}: {fold_dir} was built with other member plans "
+                             f"({stale}), e.g. the shipped model at another --scale; pass the "
+                             "same --scale, or another --work to build this fold afresh")
         print(f"fold {fold}: re-using {fold_dir}/validation.json")
     data = json.loads((fold_dir / "validation.json").read_text())
     data["budget"] = {p.name: member_budget(fold_dir, p.name, p.config) for p in plans}

@@ -106,3 +106,25 @@ def test_kept_folds_are_reused_only_with_the_same_plans(table1: ModuleType,
     plans[0].config["epochs"] = 28  # another budget: the kept fold is stale
     assert table1.committed_fold(out, 3, plans) is None
     assert table1.run_fold(3, args, recipe) is None  # collect-only: left out, not built
+
+
+def test_a_built_fold_with_other_plans_is_not_tabulated(table1: ModuleType,
+                                                       tmp_path: Path) -> None:
+    """The shipped model's folder trained at another --scale is not fold 0 of these plans."""
+    from autocontour.training import TrainConfig
+
+    plan = {"epochs": 14, "patch_size": [1, 96, 96], "loss": {"batch_dice": True}}
+    plans = [SimpleNamespace(name="2d", config=plan)]
+    recipe = SimpleNamespace(plans=lambda scale: plans)
+    fold_dir = tmp_path / "work" / "fold_0"
+    (fold_dir / "2d").mkdir(parents=True)
+    (fold_dir / "validation.json").write_text(json.dumps(fold_scores(0)))
+    where = {"dataset": "ds", "out": str(fold_dir / "2d"), "fold": 0, "folds": 5}
+    TrainConfig.from_dict({**plan, **where, "epochs": 28}).to_yaml(fold_dir / "2d" / "config.yaml")
+    args = argparse.Namespace(work=tmp_path / "work", out=tmp_path / "out", scale=1.0,
+                              collect_only=True, force=False, folds=5, cases=40)
+    with pytest.raises(SystemExit, match="built with other member plans .*2d: epochs"):
+        table1.run_fold(0, args, recipe)
+    # The run's config.yaml spells every default out; only what differs counts.
+    TrainConfig.from_dict({**plan, **where}).to_yaml(fold_dir / "2d" / "config.yaml")
+    assert set(table1.run_fold(0, args, recipe)["cases"]) == {"f0c0", "f0c1"}
