@@ -9,7 +9,7 @@ the model grid), and chooses the rule (organ -> member) on those cases. Fold 0 i
 model's own build (``<work>/fold_0/validation.json``) and is re-used, not retrained; the model
 files of the other folds go to ``<work>/fold_k/model.pt``, never to the package's assets.
 
-    python experiments/table1_combined.py                          # all 5 folds (~1 h each, CPU)
+    python experiments/table1_combined.py                          # all 5 folds (~33 min each, CPU)
     python experiments/table1_combined.py --folds-to-run 0         # the table from fold 0 alone
     python experiments/table1_combined.py --folds-to-run 0 1 2 --collect-only   # finished only
 

@@ -1,6 +1,6 @@
 """Train the model shipped with autocontour: head & neck OARs from phantoms, on CPU, fixed seed.
 
-    python scripts/train_default_model.py            # ~1 h on 2 CPU cores; writes
+    python scripts/train_default_model.py            # ~33 min alone on 2 CPU cores; writes
         autocontour/assets/hn_phantom_default.pt     # the model file (float16 weights)
         autocontour/assets/hn_phantom_default.json   # rule, validation Dice/HD95, times
 
