@@ -257,7 +257,7 @@ def cross_fitted_rule(results: Mapping[int, Mapping[str, Any]], organs: Sequence
     """An estimate free of the rule's selection bias: each fold's rule chosen on the others.
 
     For held-out fold k, every organ takes the member with the best mean Dice over the cases
-    of the *other* folds (the source's rule, chosen without fold k), and fold k's cases are
+    of the *other* folds (``choose_rule``, as for the model, without fold k), and fold k's cases are
     scored with that member's own Dice for the organ. This approximates the combined model
     (it leaves out how members' probabilities meet at organ borders and the largest-component
     switch) but not by looking at the cases it scores.
@@ -266,6 +266,8 @@ def cross_fitted_rule(results: Mapping[int, Mapping[str, Any]], organs: Sequence
         None with fewer than two folds; else {"organ_dice": {organ: mean over cases},
         "mean_dice", "changed": [(fold, organ, in-fold rule, cross-fitted rule)]}.
     """
+    from autocontour.inference.combined import choose_rule
+
     folds = sorted(results)
     if len(folds) < 2:
         return None
@@ -273,20 +275,18 @@ def cross_fitted_rule(results: Mapping[int, Mapping[str, Any]], organs: Sequence
     scores: dict[str, list[float]] = {}
     changed = []
     for k in folds:
-        pooled: dict[tuple[str, str], list[float]] = {}
+        pooled: dict[str, dict[str, list[float]]] = {}
         for f in folds:
             if f == k:
                 continue
             for by_member in results[f]["cases"].values():
                 for m in members:
                     for o, s in by_member.get(m, {}).items():
-                        pooled.setdefault((m, o), []).append(float(s["dice"]))
+                        pooled.setdefault(m, {}).setdefault(o, []).append(float(s["dice"]))
+        rule, _ = choose_rule({m: {o: float(np.mean(v)) for o, v in pooled[m].items()}
+                               for m in members if m in pooled}, organs)
         for organ in organs:
-            options = [(m, float(np.mean(pooled[(m, organ)]))) for m in members
-                       if (m, organ) in pooled]
-            if not options:
-                continue
-            chosen = max(options, key=lambda item: item[1])[0]
+            chosen = rule[organ]
             in_fold = results[k].get("rule", {}).get(organ)
             if in_fold and in_fold != chosen:
                 changed.append((k, organ, in_fold, chosen))
