@@ -17,15 +17,14 @@ Record types:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-import SimpleITK as sitk
 
-from autocontour.errors import GeometryMismatchError, InvalidInputError, UnknownOptionError
+from autocontour.errors import GeometryMismatchError, InvalidInputError, look_up_option
+from autocontour.io.grid import resample_labels
 from autocontour.io.volume import Geometry, LabelMap, Volume
 
 Box = tuple[int, int, int]
@@ -274,11 +273,7 @@ def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     Raises:
         UnknownOptionError: naming ``what``, the closest choice and all choices.
     """
-    if value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownOptionError(f"unknown {what} {value!r}{hint} (choices: {', '.join(choices)})")
-    return value
+    return look_up_option(what, value, choices)
 
 
 def _jsonable(value: Any) -> Any:
@@ -309,34 +304,7 @@ def optional_tuple(value: Any, cast: type, n: int, what: str) -> tuple | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Grid helpers shared by steps and records.
-
-
-def resample_image(image: Volume, geometry: Geometry) -> Volume:
-    """Linear interpolation of ``image`` onto ``geometry`` (float32; outside -> image minimum)."""
-    source = sitk.Cast(image.to_sitk(), sitk.sitkFloat32)
-    default = float(np.min(image.array))
-    out = _resample(source, geometry, sitk.sitkLinear, default)
-    return replace(image, array=sitk.GetArrayFromImage(out), geometry=geometry, dicom=None)
-
-
-def resample_labels(labels: LabelMap, geometry: Geometry) -> LabelMap:
-    """Nearest-neighbour resampling of ``labels`` onto ``geometry`` (outside -> background 0)."""
-    out = _resample(labels.to_sitk(), geometry, sitk.sitkNearestNeighbor, 0.0)
-    return replace(labels, array=sitk.GetArrayFromImage(out), geometry=geometry, dicom=None)
-
-
-def _resample(image: sitk.Image, geometry: Geometry, interpolator: int,
-              default: float) -> sitk.Image:
-    f = sitk.ResampleImageFilter()
-    f.SetSize([int(s) for s in reversed(geometry.shape)])
-    f.SetOutputSpacing(geometry.spacing)
-    f.SetOutputOrigin(geometry.origin)
-    f.SetOutputDirection(geometry.direction)
-    f.SetInterpolator(interpolator)
-    f.SetDefaultPixelValue(default)
-    f.SetOutputPixelType(image.GetPixelID())
-    return f.Execute(image)
+# Crop helpers shared by steps and records (resampling is in ``autocontour.io.grid``).
 
 
 def crop(volume: V, start: Box, stop: Box) -> V:

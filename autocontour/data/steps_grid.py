@@ -21,10 +21,9 @@ from autocontour.data.steps import (
     check_choice,
     crop_pair,
     optional_tuple,
-    resample_image,
-    resample_labels,
 )
 from autocontour.errors import InvalidInputError
+from autocontour.io.grid import resample_image, resample_labels
 from autocontour.io.volume import Geometry, LabelMap, Volume
 
 CENTRES = ("centroid", "box")

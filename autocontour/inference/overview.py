@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from skimage.measure import find_contours
 
 from autocontour.errors import GeometryMismatchError, InvalidInputError, OutputExistsError
-from autocontour.inference.checks import canonical, is_axis_aligned
+from autocontour.io.grid import canonical, is_axis_aligned
 from autocontour.io.volume import LabelMap, Volume
 from autocontour.organs import Organ
 

@@ -3,8 +3,8 @@
 The network works on a resampled, cropped, canonically oriented grid; the contours must land on
 the CT the user gave (any spacing, any direction, e.g. 0.5 mm in-plane or a prone scan stored
 with flipped axes). Resampling the label map would give blocky organs; instead each class's
-probability is linearly interpolated through physical space (SimpleITK) onto the CT grid and the
-arg-max taken there, so organ surfaces are as smooth as the probabilities.
+probability is linearly interpolated through physical space (``io.grid.resample_channel``) onto
+the CT grid and the arg-max taken there, so organ surfaces are as smooth as the probabilities.
 
 Doing that for every class over the whole CT would need classes x CT voxels of memory (25 x
 512 x 512 x 160 float32 = 4 GB). So each organ class is resampled only in the part of the CT
@@ -16,14 +16,12 @@ of the interpolated values, as the brute-force version gives) and its class are 
 from __future__ import annotations
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
 from autocontour.errors import GeometryMismatchError, InvalidInputError
+from autocontour.io.grid import Box, resample_channel
 from autocontour.io.volume import Geometry
-
-Box = tuple[slice, slice, slice]  # (z, y, x) slices of an array
 
 
 def labels_on_grid(probabilities: np.ndarray | torch.Tensor, source: Geometry, target: Geometry,
@@ -77,12 +75,12 @@ def labels_on_grid(probabilities: np.ndarray | torch.Tensor, source: Geometry, t
         return labels
     union = tuple(slice(min(b[a].start for b in boxes.values()),
                         max(b[a].stop for b in boxes.values())) for a in range(3))
-    best = _resample(probabilities[0], source, target, union, outside=1.0)
+    best = resample_channel(probabilities[0], source, target, union, outside=1.0)
     chosen = labels[union]
     for c, box in sorted(boxes.items()):
         inner = tuple(slice(b.start - u.start, b.stop - u.start)
                       for b, u in zip(box, union, strict=True))
-        value = _resample(probabilities[c], source, target, box, outside=0.0)
+        value = resample_channel(probabilities[c], source, target, box, outside=0.0)
         region = best[inner]
         wins = value > region  # strictly: ties stay with the lower class, as in argmax
         region[wins] = value[wins]
@@ -114,26 +112,3 @@ def _target_box(box: Box, margin: int, source: Geometry, target: Geometry) -> Bo
     if np.any(stop <= start):
         return None
     return tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
-
-
-def _resample(channel: np.ndarray, source: Geometry, target: Geometry, box: Box,
-              outside: float) -> np.ndarray:
-    """One source channel linearly interpolated onto the target voxels of ``box`` (float32).
-
-    The whole source channel is the input (not a crop): target voxels near the box's edges may
-    need source voxels beyond the organ's box. Points outside the source grid get ``outside``.
-    """
-    image = source.apply_to_sitk(sitk.GetImageFromArray(np.ascontiguousarray(channel,
-                                                                             np.float32)))
-    start_xyz = np.array([box[2].start, box[1].start, box[0].start], dtype=float)
-    origin = target.index_to_physical(start_xyz[None])[0]
-    size = [box[2].stop - box[2].start, box[1].stop - box[1].start, box[0].stop - box[0].start]
-    resampler = sitk.ResampleImageFilter()
-    resampler.SetSize([int(s) for s in size])
-    resampler.SetOutputSpacing(target.spacing)
-    resampler.SetOutputOrigin([float(o) for o in origin])
-    resampler.SetOutputDirection(target.direction)
-    resampler.SetInterpolator(sitk.sitkLinear)
-    resampler.SetDefaultPixelValue(outside)
-    resampler.SetOutputPixelType(sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(resampler.Execute(image))

@@ -11,7 +11,7 @@ from matplotlib.image import imread
 
 from autocontour.errors import GeometryMismatchError, OutputExistsError
 from autocontour.inference.overview import choose_slices, write_overview
-from autocontour.io.orientation import reorient_to
+from autocontour.io.grid import reorient_to
 from autocontour.io.volume import Geometry, LabelMap
 from autocontour.organs import HEAD_NECK
 from autocontour.phantoms import PhantomCase, head_neck_case

@@ -12,7 +12,7 @@ from autocontour.errors import InvalidInputError
 from autocontour.evaluation import dice
 from autocontour.inference import Contourer
 from autocontour.inference.pipeline import resolve_device
-from autocontour.io.orientation import reorient_to
+from autocontour.io.grid import reorient_to
 
 
 @pytest.mark.parametrize("position", ["HFS", "HFP", "FFS"])

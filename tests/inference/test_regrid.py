@@ -10,7 +10,7 @@ import torch
 from autocontour.errors import GeometryMismatchError, InvalidInputError
 from autocontour.evaluation.overlap import dice
 from autocontour.inference.regrid import labels_on_grid
-from autocontour.io.orientation import reorient_to
+from autocontour.io.grid import reorient_to
 from autocontour.io.volume import Geometry, Volume
 
 SOURCE = Geometry((14, 18, 20), (2.0, 2.0, 3.0), (-20.0, -18.0, 10.0))

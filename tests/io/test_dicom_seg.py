@@ -13,7 +13,7 @@ from rt_helpers import dciodvfy_errors, hard_case, write_ct
 
 from autocontour.errors import GeometryMismatchError, InvalidInputError, OutputExistsError
 from autocontour.io.dicom_seg import organ_codes, read_dicom_seg, write_dicom_seg
-from autocontour.io.orientation import reorient_to
+from autocontour.io.grid import reorient_to
 from autocontour.io.volume import LabelMap
 from autocontour.organs import HEAD_NECK, PELVIS
 

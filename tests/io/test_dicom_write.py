@@ -12,7 +12,7 @@ from rt_helpers import dciodvfy_errors
 from autocontour.errors import InvalidInputError, OutputExistsError, UnknownOptionError
 from autocontour.io.dicom_series import read_dicom_series
 from autocontour.io.dicom_write import write_dicom_series
-from autocontour.io.orientation import reorient_to
+from autocontour.io.grid import reorient_to
 from autocontour.io.volume import Geometry, Volume
 
 _C, _S = np.cos(np.radians(25)), np.sin(np.radians(25))
