@@ -8,13 +8,12 @@ reports every name it could not map, with the reason, instead of guessing.
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-from autocontour.errors import UnknownOptionError
+from autocontour.errors import UnknownOptionError, did_you_mean, look_up_option, normalise_name
 
 Side = Literal["L", "R"]
 
@@ -212,22 +211,18 @@ CHEST = OrganSet("chest", (
 """The JSRT chest-radiograph structures used for the noisy-label experiments (seed 002 ch. 3)."""
 
 ORGAN_SETS: dict[str, OrganSet] = {s.name: s for s in (HEAD_NECK, PELVIS, CHEST)}
+_ORGAN_SET_ALIASES = {"hn": "head-neck", "headneck": "head-neck", "head-and-neck": "head-neck"}
 
 
 def get_organ_set(name: str) -> OrganSet:
     """Look up an organ set by name ("head-neck", "pelvis", "chest"), with a did-you-mean hint."""
-    key = name.strip().lower().replace("_", "-").replace(" ", "-")
-    key = {"hn": "head-neck", "headneck": "head-neck", "head-and-neck": "head-neck"}.get(key, key)
-    if key not in ORGAN_SETS:
-        raise UnknownOptionError(did_you_mean(f"unknown organ set {name!r}", key,
-                                               list(ORGAN_SETS)))
-    return ORGAN_SETS[key]
+    return ORGAN_SETS[look_up_option("organ set", name, ORGAN_SETS, normalise=_organ_set_key)]
 
 
-def did_you_mean(message: str, value: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(value, choices, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{message}{hint} (choices: {', '.join(choices)})"
+def _organ_set_key(name: str) -> str:
+    """The normalised name, aliases resolved (aliases are accepted but never suggested)."""
+    key = normalise_name(name)
+    return _ORGAN_SET_ALIASES.get(key, key)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,8 +43,8 @@ from monai.transforms import (
     RandGaussianNoised,
 )
 
-from autocontour.errors import InvalidInputError, UnknownOptionError
-from autocontour.organs import OrganSet, did_you_mean
+from autocontour.errors import InvalidInputError, UnknownOptionError, did_you_mean
+from autocontour.organs import OrganSet
 
 LR_MIRROR_MODES = ("off", "swap")
 _AXES_3D = {"z": 0, "y": 1, "x": 2}

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from autocontour.errors import InvalidInputError, UnknownOptionError
-from autocontour.organs import OrganSet, did_you_mean
+from autocontour.errors import InvalidInputError, UnknownOptionError, did_you_mean
+from autocontour.organs import OrganSet
 
 LEVELS: dict[str, tuple[int, int]] = {"low": (1, 8), "high": (5, 13)}
 UNITS = ("case", "slice")

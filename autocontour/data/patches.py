@@ -36,8 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from autocontour.data.cache import CaseCache
-from autocontour.errors import InvalidInputError, UnknownOptionError
-from autocontour.organs import did_you_mean
+from autocontour.errors import InvalidInputError, UnknownOptionError, did_you_mean
 
 ORGAN_SAMPLING_RULES = ("inverse_sqrt_volume", "uniform")
 Sample = dict[str, Any]

@@ -4,9 +4,10 @@
 file                 content
 ==================== ==========================================================================
 rtstruct.dcm         RT Structure Set referencing the input series (for NIfTI/NRRD/HDF5 input:
-                     the series written to ``ct/`` beside it, so both import together)
+                     the series written to ``ct/`` beside it, so both import together);
+                     when no organ was found it holds no ROI and report.json warns
 ct/                  only for non-DICOM input: the CT as a DICOM series
-seg.dcm              the same organs as a DICOM-SEG (binary segments)
+seg.dcm              the same organs as a DICOM-SEG (binary segments); absent when none found
 labels.nii.gz        the label map on the input grid (label values of the organ set)
 overview.png         a few slices with the contours, for a glance before import
 report.json          organs found and their volumes (cm³), organs not found, time per stage,
@@ -70,12 +71,12 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
     description = f"autocontour {prediction.model.get('name', '')}".strip()[:64]
     try:
         if ct.dicom is None:
-            rt = write_rtstruct(labels, ct, tmp / files["rtstruct"],
+            rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
                                 series_description=description, write_reference_to=tmp / "ct")
             reference: Volume | Path = tmp / "ct"
             files["ct"] = "ct/"
         else:
-            rt = write_rtstruct(labels, ct, tmp / files["rtstruct"],
+            rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
                                 series_description=description)
             reference = ct
         if rt.written:
@@ -88,6 +89,9 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
         seconds = {**prediction.seconds, "write": round(time.perf_counter() - started, 3)}
         seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 3)
         report = _report(prediction, ct, source, rt.written, rt.empty, seconds, files)
+        if not rt.written:
+            report["warnings"].append(f"no organ found: {files['rtstruct']} holds no ROI and no "
+                                      f"{OUTPUT_FILES['seg']} was written")
         (tmp / files["report"]).write_text(json.dumps(report, indent=2))
         if out.exists():
             shutil.rmtree(out)

@@ -25,7 +25,12 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID, ImplicitVRLittleEndian, RTStructureSetStorage
 from scipy import ndimage
 
-from autocontour.errors import GeometryMismatchError, InvalidInputError, OutputExistsError
+from autocontour.errors import (
+    EmptyStructureError,
+    GeometryMismatchError,
+    InvalidInputError,
+    OutputExistsError,
+)
 from autocontour.io.contours import fill_polygons, mask_to_polygons
 from autocontour.io.dicom_series import read_series_grid
 from autocontour.io.dicom_write import (
@@ -235,8 +240,8 @@ def _header(ref: DicomSeriesRef, series_description: str) -> Dataset:
 
 def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str | Path, *,
                    organs: list[str] | None = None, series_description: str = "autocontour",
-                   overwrite: bool = False, write_reference_to: str | Path | None = None
-                   ) -> RTStructWriteReport:
+                   overwrite: bool = False, write_reference_to: str | Path | None = None,
+                   allow_empty: bool = False) -> RTStructWriteReport:
     """Write ``labels`` as an RT Structure Set referencing the series they were drawn on.
 
     Args:
@@ -247,6 +252,9 @@ def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str |
         write_reference_to: for a reference without DICOM identity (read from NIfTI, NRRD,
             HDF5): a folder that receives a matching DICOM series (CT unless the volume says
             MR), which the RTSTRUCT then references, so a planning system can import both.
+        allow_empty: write the file even when no requested organ has a voxel (a structure set
+            without ROIs); by default that is an error, so that an empty result is never
+            imported into a planning system as if it were one.
 
     Returns:
         RTStructWriteReport with the ROIs written and the organs left out as empty.
@@ -255,6 +263,8 @@ def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str |
         GeometryMismatchError: the label grid differs from the reference (says which part).
         UnknownOptionError: a requested organ is not in the label map's organ set.
         OutputExistsError: ``path`` exists and ``overwrite`` is False (nothing written).
+        EmptyStructureError: no requested organ has a voxel and ``allow_empty`` is False
+            (nothing written, not even the ``write_reference_to`` series).
         InvalidInputError: the reference is not a DICOM series.
     """
     path = Path(path)
@@ -263,6 +273,12 @@ def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str |
                                 "written)")
     wanted = list(labels.organs) if organs is None else [
         labels.organs.by_name(n) for n in dict.fromkeys(organs)]
+    boxes = _bounding_boxes(labels.array, max(labels.organs.labels))
+    if not allow_empty and all(boxes[organ.label - 1] is None for organ in wanted):
+        what = (f"every requested organ is empty ({', '.join(o.name for o in wanted)})" if wanted
+                else "no organ was requested")
+        raise EmptyStructureError(f"{path}: no ROI to write: {what}; nothing written (pass "
+                                  "allow_empty=True for an RT Structure Set without ROIs)")
     if write_reference_to is not None and isinstance(reference, Volume) and reference.dicom is None:
         require_same_grid(reference.geometry, labels.geometry, "label map")
         series = write_dicom_series(reference, write_reference_to,
@@ -272,7 +288,6 @@ def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str |
         labels = replace(labels, geometry=frame)
     _, ref = reference_series(reference, labels)
     ds = _header(ref, series_description)
-    boxes = _bounding_boxes(labels.array, max(labels.organs.labels))
     roi_seq, contour_seq, obs_seq, written, empty = Sequence(), Sequence(), Sequence(), [], []
     n_contours = 0
     for organ in wanted:

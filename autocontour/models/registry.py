@@ -17,13 +17,13 @@ DynUNet       2 or 3        :func:`~autocontour.models.dynunet.nnunet_dynunet` (
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import nn
 
+from autocontour.errors import closest_choice
 from autocontour.models.dynunet import nnunet_dynunet
 from autocontour.models.unet2d import ResUNet2D
 from autocontour.models.unet3d import UNet3D
@@ -41,8 +41,8 @@ class UnknownNetworkError(ValueError):
     """A network name that is not in :data:`NETWORKS`; the message lists the choices."""
 
     def __init__(self, name: str) -> None:
-        close = difflib.get_close_matches(name, NETWORKS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = closest_choice(name, NETWORKS)
+        hint = f" Did you mean {close!r}?" if close is not None else ""
         super().__init__(f"unknown network {name!r}.{hint} Choices: {', '.join(NETWORKS)}")
 
 

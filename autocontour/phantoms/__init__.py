@@ -11,10 +11,9 @@ Three sites, each a function of a seed (same seed and grid -> identical arrays):
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-from autocontour.errors import InvalidInputError, UnknownOptionError
+from autocontour.errors import InvalidInputError, look_up_option, normalise_name
 from autocontour.phantoms._case import PhantomCase
 from autocontour.phantoms.chest import chest_case
 from autocontour.phantoms.head_neck import DEFAULT_SHAPE_HN, head_neck_case
@@ -48,14 +47,7 @@ def make_case(
         UnknownOptionError: an unknown site (the message lists the choices and the closest one).
         InvalidInputError: a chest shape that is not (1, size, size).
     """
-    key = str(site).strip().lower().replace("_", "-").replace(" ", "-")
-    key = _ALIASES.get(key, key)
-    if key not in SITES:
-        close = difflib.get_close_matches(key, list(SITES) + list(_ALIASES), n=1)
-        hint = f"; did you mean {_ALIASES.get(close[0], close[0])!r}?" if close else ""
-        raise UnknownOptionError(
-            f"unknown phantom site {site!r}{hint} (choices: {', '.join(SITES)})"
-        )
+    key = look_up_option("phantom site", site, SITES, normalise=normalise_name, aliases=_ALIASES)
     if key == "chest":
         if shape is not None:
             if len(shape) != 3 or shape[0] != 1 or shape[1] != shape[2]:

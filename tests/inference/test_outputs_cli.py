@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from oracles import band_model, sphere_ct, tiny_real_model
@@ -99,6 +100,16 @@ def test_write_outputs_is_all_or_nothing(tmp_path: Path, monkeypatch) -> None:
         outputs.write_outputs(prediction, ct, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_no_organ_found_gives_an_rtstruct_without_roi_and_a_warning(tmp_path: Path) -> None:
+    from autocontour.inference import Prediction, write_outputs
+    ct, truth = sphere_ct()
+    nothing = Prediction(truth.with_array(np.zeros_like(truth.array)), model={"name": "oracle"})
+    report = write_outputs(nothing, ct, tmp_path / "out")
+    assert report["organs"] == [] and "seg" not in report["files"]
+    assert [w for w in report["warnings"] if w.startswith("no organ found: rtstruct.dcm")]
+    assert len(pydicom.dcmread(tmp_path / "out" / "rtstruct.dcm").StructureSetROISequence) == 0
 
 
 def test_model_command_prints_the_rule(band_file: Path, capsys) -> None:

@@ -19,6 +19,7 @@ from rt_helpers import (
 )
 
 from autocontour.errors import (
+    EmptyStructureError,
     GeometryMismatchError,
     InvalidInputError,
     OutputExistsError,
@@ -27,7 +28,7 @@ from autocontour.errors import (
 from autocontour.evaluation import dice
 from autocontour.io import read_volume
 from autocontour.io.contours import mask_to_polygons
-from autocontour.io.orientation import reorient_to
+from autocontour.io.grid import reorient_to
 from autocontour.io.rtstruct import read_rtstruct, write_rtstruct
 from autocontour.io.volume import Geometry, LabelMap
 from autocontour.organs import HEAD_NECK, PELVIS
@@ -173,6 +174,31 @@ def test_empty_organ_is_reported_not_written(hard):
     assert [r.ROIName for r in pydicom.dcmread(out).StructureSetROISequence] == ["Brainstem"]
     with pytest.raises(UnknownOptionError, match="Bladder"):
         write_rtstruct(labels, ct, out, organs=["Bladder"], overwrite=True)
+
+
+def test_all_empty_organs_are_an_error_not_an_empty_structure_set(hard, tmp_path):
+    """A structure set without ROIs is never written as if it were a result, unless asked."""
+    ct, labels, _, _ = hard
+    out = tmp_path / "empty.dcm"
+    with pytest.raises(EmptyStructureError, match=r"empty.dcm: no ROI to write.*Eye_L"):
+        write_rtstruct(labels, ct, out, organs=["Eye_L"])
+    nothing = labels.with_array(np.zeros_like(labels.array))
+    with pytest.raises(EmptyStructureError, match="every requested organ is empty"):
+        write_rtstruct(nothing, ct, out)
+    with pytest.raises(EmptyStructureError, match="no organ was requested"):
+        write_rtstruct(labels, ct, out, organs=[])
+    assert not out.exists()
+    report = write_rtstruct(nothing, ct, out, allow_empty=True)
+    assert report.written == [] and report.empty == list(labels.organs.names)
+    assert len(pydicom.dcmread(out).StructureSetROISequence) == 0
+
+
+def test_all_empty_organs_write_no_reference_series(tmp_path, hn_case):
+    """Nothing at all is written, not even the DICOM series for a NIfTI reference."""
+    empty = hn_case.labels.with_array(np.zeros_like(hn_case.labels.array))
+    with pytest.raises(EmptyStructureError):
+        write_rtstruct(empty, hn_case.ct, tmp_path / "rs.dcm", write_reference_to=tmp_path / "ct")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("change, word", [
