@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from autocontour.data.augment import AugmentConfig, build_augmentation
 from autocontour.data.cache import CaseCache, write_cache
+from autocontour.data.folder import DatasetFolder
 from autocontour.data.patches import PatchDataset
 from autocontour.io import read_volume, write_volume
 from autocontour.organs import HEAD_NECK
@@ -40,14 +41,14 @@ from autocontour.phantoms import head_neck_case
 
 
 def build(folder: Path, n_cases: int, shape: tuple[int, int, int]) -> CaseCache:
-    """Phantom cases into ``folder``: cache.h5 plus <id>_ct.nii.gz / <id>_label.nii.gz."""
+    """Phantom cases into ``folder``: a training cache plus <id>_ct.nii.gz / <id>_label.nii.gz."""
     cases = []
     for seed in range(n_cases):
         case = head_neck_case(seed, shape)
         write_volume(case.ct, folder / f"{case.case_id}_ct.nii.gz")
         write_volume(case.labels, folder / f"{case.case_id}_label.nii.gz")
         cases.append((case.case_id, case.ct, case.labels))
-    return write_cache(folder / "cache.h5", cases, HEAD_NECK)
+    return write_cache(DatasetFolder(folder).cache_path, cases, HEAD_NECK)
 
 
 def crop(array: np.ndarray, start: tuple[int, ...], size: tuple[int, ...], fill: float

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 
+from autocontour.artifacts import TrainConfig
+from autocontour.data.importer import import_dataset
+from autocontour.organs import get_organ_set
 from autocontour.phantoms import PhantomCase, head_neck_case
+from autocontour.phantoms.export import write_cases
 
 # Whatever we write must be valid DICOM: a bad value raises instead of warning.
 pydicom.config.settings.writing_validation_mode = pydicom.config.RAISE
@@ -27,3 +33,41 @@ def ct_dir(tmp_path: Path, hn_case: PhantomCase) -> Path:
     out = tmp_path / "ct"
     write_dicom_series(hn_case.ct, out, modality="CT", patient_id="TEST01")
     return out
+
+
+# A tiny pelvis data set and tiny training configs (training and the train/build jobs).
+SHAPE = (16, 48, 48)  # (z, y, x): every pelvis organ is drawn, a 16x32x32 patch fits
+
+
+@pytest.fixture(scope="session")
+def pelvis_ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 pelvis phantom cases imported as a data set (the import saves fingerprint and recipe)."""
+    root = tmp_path_factory.mktemp("pelvis")
+    write_cases("pelvis", 4, root / "src", seed=5, shape=SHAPE, dicom=False, progress=False)
+    ds = root / "ds"
+    import_dataset(root / "src", ds, organs=get_organ_set("pelvis"), progress=False)
+    return ds
+
+
+@pytest.fixture(scope="session")
+def tiny_values(pelvis_ds: Path) -> Callable[..., dict[str, Any]]:
+    """values(out, **changes): config values of a tiny CPU run on ``pelvis_ds``."""
+    return lambda out, **changes: _tiny_values(pelvis_ds, out, **changes)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(pelvis_ds: Path) -> Callable[..., TrainConfig]:
+    """config(out, **changes): a tiny CPU run on ``pelvis_ds`` (see ``_tiny_values``)."""
+    return lambda out, **changes: TrainConfig.from_dict(_tiny_values(pelvis_ds, out, **changes))
+
+
+def _tiny_values(dataset: Path, out: Path, **changes: Any) -> dict[str, Any]:
+    """3-level UNet3D (4/8/8 channels), 16x32x32 patches, 2 folds, 2 epochs of 2 steps."""
+    values: dict[str, Any] = {
+        "dataset": str(dataset), "out": str(out),
+        "network": {"name": "UNet3D", "kwargs": {"channels": [4, 8, 8]}},
+        "patch_size": [16, 32, 32], "batch_size": 2, "lr": 3e-3, "epochs": 2,
+        "steps_per_epoch": 2, "folds": 2, "fold": 0, "num_workers": 0, "device": "cpu",
+        "augmentation": None, "seed": 0}
+    values.update(changes)
+    return values

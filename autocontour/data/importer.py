@@ -1,11 +1,8 @@
 """``autocontour dataset import``: cases from a source folder into a data set folder.
 
-A data set folder holds::
-
-    cache.h5             the training cache (see ``autocontour.data.cache``)
-    manifest.json        every case: content hash, source, grid, organs present
-    import_report.json   the last import: imported, unchanged, replaced, skipped (with reasons),
-                         ROI names that were not mapped onto the organ set, overlaps
+The import writes the folder's training cache, manifest and import report, then its fingerprint
+and the recipe chosen from it (file names: :mod:`autocontour.data.folder`), so a data set
+imported from Python is the same as one imported by the command.
 
 One bad case never stops an import: it is skipped and the report says why. A case whose source
 files have not changed since the last import is not read again; a case whose content changed
@@ -14,19 +11,19 @@ is kept as stored unless ``replace_changed`` is given. Nothing stored is lost on
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from autocontour.data.cache import CacheWriter, CaseCache, content_hash
+from autocontour.data.cache import content_hash
+from autocontour.data.folder import DatasetFolder
 from autocontour.data.sources import find_cases
 from autocontour.errors import InvalidInputError
 from autocontour.organs import OrganSet
 
-CACHE_NAME = "cache.h5"
+__all__ = ["ImportReport", "import_dataset"]
 
 
 @dataclass
@@ -53,33 +50,35 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def write_json(path: Path, data: object) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-
-
 def import_dataset(src: str | Path, out: str | Path, organs: OrganSet | None = None,
                    layout: str = "auto", replace_changed: bool = False,
-                   progress: bool = True, modality: str = "CT") -> ImportReport:
+                   progress: bool = True, modality: str = "CT",
+                   fingerprint: bool = True,
+                   on_case: Callable[[str, int, int], None] | None = None) -> ImportReport:
     """Import every case under ``src`` into the data set folder ``out``.
 
     ``modality`` is given to images whose file does not say (NIfTI, NRRD): DICOM and nnU-Net's
-    ``channel_names`` say it themselves.
+    ``channel_names`` say it themselves. With ``fingerprint`` (the default) the data set is then
+    fingerprinted and the fingerprint and the recipe chosen from it are saved
+    (:meth:`DatasetFolder.compute_fingerprint`), as ``autocontour dataset import`` does.
+    ``on_case`` is called with (case ID, cases done, cases in all) after each case.
 
     Raises:
         InvalidInputError: the source is not a known layout, or no case at all could be
-            imported (an empty data set); the report then lists every case's reason.
+            imported (an empty data set); the report then lists every case's reason. Also a
+            data set that cannot be fingerprinted (mixed modalities, say): the cases, manifest
+            and report are saved by then.
     """
-    out = Path(out)
+    folder = DatasetFolder(out)
     layout, organs, sources = find_cases(src, organs, layout)
     report = ImportReport(str(src), layout, organs.name)
     first_seen: dict[str, int] = {}
-    with CacheWriter(out / CACHE_NAME, organs) as writer:
+    with folder.cache_writer(organs) as writer:
         for index, source in enumerate(tqdm(sources, desc="import", unit="case",
                                             disable=not progress)):
             cid = source.case_id
+            if on_case is not None and index:
+                on_case(sources[index - 1].case_id, index, len(sources))
             if cid in first_seen:
                 report.skipped[f"{cid} (#{index + 1})"] = (
                     f"duplicate case ID {cid!r}: also case #{first_seen[cid] + 1} of the source")
@@ -113,10 +112,14 @@ def import_dataset(src: str | Path, out: str | Path, organs: OrganSet | None = N
                 report.unmapped[cid] = case.notes["unmapped"]
             if case.notes.get("overlaps"):
                 report.overlaps[cid] = case.notes["overlaps"]
-    cache = CaseCache(out / CACHE_NAME)
-    write_json(out / "manifest.json", cache.manifest())
-    write_json(out / "import_report.json", asdict(report))
+    if on_case is not None and sources:
+        on_case(sources[-1].case_id, len(sources), len(sources))
+    cache = folder.cache()
+    folder.write_manifest(cache)
+    folder.write_import_report(asdict(report))
     if not cache.case_ids:
         raise InvalidInputError(f"{src}: no case could be imported, the data set is empty: "
                                 + "; ".join(f"{c}: {w}" for c, w in report.skipped.items()))
+    if fingerprint:
+        folder.compute_fingerprint()
     return report

@@ -3,7 +3,8 @@
 A case never has slices or patches in two folds. Cases are stratified by which organs they
 carry (e.g. male pelvis cases with a prostate, female ones with a CTV) so every fold sees each
 kind in proportion. The file format is nnU-Net's ``splits_final.json``: a list of
-``{"train": [...], "val": [...]}``, one per fold.
+``{"train": [...], "val": [...]}``, one per fold; where a data set keeps its splits is
+:meth:`autocontour.data.folder.DatasetFolder.splits_path`.
 """
 
 from __future__ import annotations
@@ -71,7 +72,3 @@ def load_splits(path: Path, case_ids: list[str] | None = None) -> list[dict[str,
         if unknown:
             raise InvalidInputError(f"{path}: names cases not in the data set: {unknown}")
     return splits
-
-
-def splits_path(dataset: Path, folds: int) -> Path:
-    return Path(dataset) / f"splits_{folds}fold.json"

@@ -11,6 +11,7 @@ recipe is applied once per case and the result kept in a preprocessed cache per 
 ``<hash>`` is a short SHA-256 of the recipe's parameters, so another recipe (or the same name
 with other numbers) gets another file. A later run re-uses the file and preprocesses only cases
 that are new or whose content changed since. The patch loader reads the preprocessed cache.
+The file names belong to :class:`~autocontour.data.folder.DatasetFolder`.
 
 Splits are read from ``DS/splits_<k>fold.json``; when absent they are made (stratified, with the
 config's seed) and saved there, so every later model uses the same folds.
@@ -18,26 +19,23 @@ config's seed) and saved there, so every later model uses the same folds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
 from tqdm import tqdm
 
+from autocontour.artifacts.config import TrainConfig
 from autocontour.data.cache import CacheWriter, CaseCache
-from autocontour.data.fingerprint import Fingerprint, recipe_from_fingerprint
-from autocontour.data.importer import CACHE_NAME, write_json
-from autocontour.data.recipes import Recipe, get_recipe
-from autocontour.data.splits import load_splits, make_splits, save_splits, splits_path
+from autocontour.data.folder import DatasetFolder, recipe_hash, write_json
+from autocontour.data.recipes import Recipe
 from autocontour.data.steps import AppliedRecord
 from autocontour.errors import InvalidInputError, UnknownOptionError
 from autocontour.organs import OrganSet
-from autocontour.training.config import TrainConfig
 from autocontour.training.distributed import DistEnv, barrier
 
-PREPROCESSED = "preprocessed"
+__all__ = ["TrainingData", "fold_cases", "load_records", "prepare_data", "preprocess",
+           "preprocessed_path", "recipe_hash", "resolve_recipe", "trained_organs"]
 
 
 @dataclass(frozen=True)
@@ -63,41 +61,23 @@ class TrainingData:
 
 
 def resolve_recipe(dataset: Path, name: str) -> Recipe:
-    """The recipe ``name``; "fingerprint" is the data set's own (``DS/recipe.json``).
+    """The recipe ``name``; "fingerprint" is the data set's own (:meth:`DatasetFolder.recipe`).
 
     Raises:
-        InvalidInputError: "fingerprint" without recipe.json or fingerprint.json in the data
-            set, or an nnU-Net recipe without fingerprint.json.
+        InvalidInputError: "fingerprint" without a saved recipe or fingerprint in the data
+            set, or an nnU-Net recipe without a fingerprint.
         UnknownOptionError: an unknown recipe name.
     """
-    recipe_file, fingerprint_file = dataset / "recipe.json", dataset / "fingerprint.json"
-    fingerprint = Fingerprint.load(fingerprint_file) if fingerprint_file.is_file() else None
-    if name.strip().lower() != "fingerprint":
-        return get_recipe(name, fingerprint)
-    if recipe_file.is_file():
-        try:
-            return Recipe.from_dict(json.loads(recipe_file.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InvalidInputError(f"{recipe_file}: unreadable recipe ({exc})") from None
-    if fingerprint is None:
-        raise InvalidInputError(f"{dataset}: recipe 'fingerprint' needs recipe.json or "
-                                "fingerprint.json; run 'autocontour dataset fingerprint "
-                                f"{dataset}'")
-    return recipe_from_fingerprint(fingerprint)
-
-
-def recipe_hash(recipe: Recipe) -> str:
-    """A short hash of the recipe's parameters (names the preprocessed cache)."""
-    text = json.dumps(recipe.to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return DatasetFolder(dataset).recipe(name)
 
 
 def preprocessed_path(dataset: Path, recipe: Recipe) -> Path:
-    return dataset / PREPROCESSED / f"{recipe.name}-{recipe_hash(recipe)}.h5"
+    """Where the data set keeps ``recipe``'s preprocessed cache."""
+    return DatasetFolder(dataset).preprocessed_path(recipe)
 
 
 def preprocess(dataset: Path, recipe: Recipe, progress: bool = True) -> CaseCache:
-    """The preprocessed cache of ``recipe``, made or brought up to date from ``DS/cache.h5``.
+    """The preprocessed cache of ``recipe``, made or brought up to date from the training cache.
 
     Only cases that are missing or whose source content hash changed are preprocessed; the
     records JSON is rewritten (atomically) after them.
@@ -106,9 +86,10 @@ def preprocess(dataset: Path, recipe: Recipe, progress: bool = True) -> CaseCach
         InvalidInputError: no data set cache; a case with more than one image channel (one
             recipe per channel is not supported yet); a step that fails on a case (naming it).
     """
-    source = CaseCache(dataset / CACHE_NAME)
-    path = preprocessed_path(dataset, recipe)
-    records_path = path.with_suffix(".json")
+    folder = DatasetFolder(dataset)
+    source = folder.cache()
+    path = folder.preprocessed_path(recipe)
+    records_path = folder.preprocessed_records_path(recipe)
     records: dict = {}
     if path.is_file() and records_path.is_file():
         records = json.loads(records_path.read_text()).get("cases", {})
@@ -164,24 +145,14 @@ def fold_cases(dataset: Path, source: CaseCache, folds: int, fold: int, seed: in
         InvalidInputError: unreadable splits, splits naming unknown cases, fewer cases than
             folds, or a fold outside the file.
     """
-    path = splits_path(dataset, folds)
-    if not path.is_file():
-        save_splits(make_splits({cid: source.present(cid) for cid in source.case_ids}, folds,
-                                seed=seed), path)
-    splits = load_splits(path, source.case_ids)
+    folder = DatasetFolder(dataset)
+    if not folder.has_splits(folds):
+        folder.make_splits(folds, seed=seed, cache=source)
+    splits = folder.splits(folds, source.case_ids)
     if not 0 <= fold < len(splits):
-        raise InvalidInputError(f"{path}: has {len(splits)} folds, fold {fold} asked for")
+        raise InvalidInputError(f"{folder.splits_path(folds)}: has {len(splits)} folds, fold "
+                                f"{fold} asked for")
     return tuple(splits[fold]["train"]), tuple(splits[fold]["val"])
-
-
-def dataset_lock(dataset: Path, timeout_s: float = 6 * 3600) -> FileLock:
-    """An inter-process lock on a data set's derived files (preprocessed caches, splits).
-
-    Several runs started at once on one data set (the folds of a k-fold study, members of a
-    combined model) would otherwise write the same preprocessed HDF5 file together, which HDF5
-    refuses; with the lock the first one preprocesses and the others wait, then re-use it.
-    """
-    return FileLock(str(dataset / ".autocontour.lock"), timeout=timeout_s)
 
 
 def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True) -> TrainingData:
@@ -191,19 +162,17 @@ def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True) -> Tr
         InvalidInputError: see :func:`resolve_recipe`, :func:`preprocess`, :func:`fold_cases`.
     """
     dataset = Path(config.dataset)
-    if not (dataset / CACHE_NAME).is_file():
-        raise InvalidInputError(f"{dataset}: no data set here (no {CACHE_NAME}); run "
-                                "'autocontour dataset import' first")
-    recipe = resolve_recipe(dataset, config.recipe)
+    folder = DatasetFolder(dataset)
+    folder.require()
+    recipe = folder.recipe(config.recipe)
     if config.organs is not None:  # an unknown name is refused before any preprocessing
-        trained_organs(config, CaseCache(dataset / CACHE_NAME).organs)
+        trained_organs(config, folder.cache().organs)
     if env.is_main:
-        with dataset_lock(dataset):
+        with folder.lock():
             preprocess(dataset, recipe, progress)
-            fold_cases(dataset, CaseCache(dataset / CACHE_NAME), config.folds, config.fold,
-                       config.seed)
+            fold_cases(dataset, folder.cache(), config.folds, config.fold, config.seed)
     barrier(env)
-    cache = CaseCache(preprocessed_path(dataset, recipe))
+    cache = CaseCache(folder.preprocessed_path(recipe))
     train, val = fold_cases(dataset, cache, config.folds, config.fold, config.seed)
     return TrainingData(cache, recipe, cache.organs, train, val,
                         trained_organs(config, cache.organs))
