@@ -32,7 +32,7 @@ def train(name: str, batch_dice: bool, args: argparse.Namespace) -> Path:
     sys.path.insert(0, str(ROOT / "scripts"))
     import train_default_model as recipe
 
-    from autocontour.training.config import TrainConfig
+    from autocontour.artifacts.config import TrainConfig
     from autocontour.training.engine import Trainer
 
     torch.set_num_threads(args.threads)

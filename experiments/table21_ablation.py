@@ -36,17 +36,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autocontour.data.cache import CaseCache
+from autocontour.artifacts import load_trained_network
+from autocontour.data.folder import DatasetFolder
 from autocontour.data.importer import import_dataset
-from autocontour.data.splits import make_splits, save_splits, splits_path
 from autocontour.evaluation.plots import boxplot_per_organ
 from autocontour.evaluation.report import evaluate_case, markdown_table, write_csv
 from autocontour.evaluation.stats import paired_wilcoxon
 from autocontour.io.volume import LabelMap
+from autocontour.models.inferer import SlidingWindowInferer
 from autocontour.organs import PELVIS
 from autocontour.phantoms.export import write_cases
-from autocontour.training import TrainConfig, load_for_inference, run_folds
-from autocontour.training.validation import predict_logits
+from autocontour.training import TrainConfig, run_folds
 
 FOLDS = 3
 SOURCE_DICE = [0.747, 0.753, 0.755, 0.757, 0.763]  # seed 002, table 2.1 (340 real CTV cases)
@@ -70,15 +70,8 @@ def build_dataset(work: Path, cases: int, shape: tuple[int, int, int], seed: int
     src, ds = work / "phantoms", work / "dataset"
     write_cases("pelvis", cases, src, seed=seed, shape=shape, sex="female", dicom=False,
                 progress=False)
-    import_dataset(src, ds, organs=PELVIS, layout="nifti", progress=False)
-    cache = CaseCache(ds / "cache.h5")
-    save_splits(make_splits({c: cache.present(c) for c in cache.case_ids}, FOLDS, seed=seed),
-                splits_path(ds, FOLDS))
-    from autocontour.data.fingerprint import compute_fingerprint, recipe_from_fingerprint
-    from autocontour.data.importer import write_json
-    fingerprint = compute_fingerprint((c, *cache.load(c)) for c in cache.case_ids)
-    write_json(ds / "fingerprint.json", fingerprint.to_dict())
-    write_json(ds / "recipe.json", recipe_from_fingerprint(fingerprint).to_dict())
+    import_dataset(src, ds, organs=PELVIS, layout="nifti", progress=False)  # + fingerprint
+    DatasetFolder(ds).make_splits(FOLDS, seed=seed, overwrite=True)
     return ds
 
 
@@ -100,18 +93,19 @@ def train_row(ds: Path, out: Path, kwargs: dict, loss: str, args: argparse.Names
 @torch.no_grad()
 def held_out_rows(ds: Path, run: Path, model: str, device: str) -> list[dict]:
     """CTV rows of every held-out case, predicted by its fold's best checkpoint."""
-    cache = CaseCache(ds / "cache.h5")
-    splits = json.loads(splits_path(ds, FOLDS).read_text())
+    folder = DatasetFolder(ds)
+    cache = folder.cache()
+    splits = folder.splits(FOLDS)
     rows = []
     for fold, split in enumerate(splits):
-        net, recipe, organs, config = load_for_inference(run / f"fold_{fold}" / "best.pt", device)
+        trained = load_trained_network(run / f"fold_{fold}" / "best.pt", device)
+        net, recipe, organs = trained.net, trained.recipe, trained.organs
         for cid in split["val"]:
             image, truth = cache.load(cid)
             prepared = recipe.apply(image)
             x = torch.from_numpy(np.asarray(prepared.image.array, np.float32))[None, None]
-            logits = predict_logits(net, x.to(device), config["patch_size"],
-                                    out_device=torch.device("cpu"))
-            on_grid = LabelMap(logits.argmax(1)[0].numpy().astype(np.uint8),
+            logits = SlidingWindowInferer(trained.config.patch_size).logits(net, x.to(device))
+            on_grid = LabelMap(logits.argmax(0).numpy().astype(np.uint8),
                                prepared.image.geometry, organs=organs)
             pred = recipe.invert_labels(on_grid, prepared.record)
             for row in evaluate_case(pred.array, truth.array, truth.spacing,

@@ -1,27 +1,25 @@
-"""Checks an image before a model contours it, and brings it into the model's array layout.
+"""Checks an image before a model contours it.
 
 A network trained on head-first-supine CTs in Hounsfield units gives confident nonsense for an
 MR, for a CT read without its rescale, or for an array stored feet-first. :func:`check_input`
 refuses what cannot be contoured (with a message that says what to give instead) and warns about
-what the pipeline repairs (spacing, orientation). :func:`canonical` does the orientation repair:
-the same image with its axes permuted/flipped (or, for an oblique grid, resampled) into the
-training layout, every voxel keeping its LPS position so the contours map back exactly.
+what the pipeline repairs (spacing, orientation). The orientation repair itself is
+:func:`autocontour.io.grid.canonical`: the same image with its axes permuted/flipped (or, for an
+oblique grid, resampled) into the training layout, every voxel keeping its LPS position so the
+contours map back exactly.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from autocontour.errors import InvalidInputError, UnknownOptionError
-from autocontour.io.volume import Geometry, LabelMap, Volume
-
-V = TypeVar("V", bound=Volume)
+from autocontour.io.grid import check_orientation_code, is_axis_aligned, obliquity_deg
+from autocontour.io.volume import Volume
 
 MODALITIES = ("CT", "MR")
 AIR_PERCENTILE_MAX_HU = -500.0
@@ -32,13 +30,9 @@ THICK_SLICE_MM = 5.0
 """Slices thicker than this lose small organs (lens, chiasm, cochlea) between them."""
 ANISOTROPY_MAX = 10.0
 """Largest / smallest voxel side above which contours follow visible steps."""
-ALIGNED_TOL = 1e-3
-"""A direction column whose largest component is within this of 1 counts as axis-aligned."""
 SAMPLE_VOXELS = 1_000_000
 """Intensity percentiles are computed on at most this many voxels (a fixed random subset)."""
 
-_PAIRS = {"L": (0, 1.0), "R": (0, -1.0), "P": (1, 1.0), "A": (1, -1.0), "S": (2, 1.0),
-          "I": (2, -1.0)}
 _POSITIONS = {"RAS": "head-first prone", "RPI": "feet-first supine", "LAI": "feet-first prone"}
 
 
@@ -68,7 +62,7 @@ class InputExpectations:
             raise UnknownOptionError(f"model modality {self.modality!r} is not one of "
                                      f"{', '.join(MODALITIES)}")
         object.__setattr__(self, "modality", modality)
-        object.__setattr__(self, "orientation", _check_code(self.orientation))
+        object.__setattr__(self, "orientation", check_orientation_code(self.orientation))
         if self.spacing is not None:
             try:
                 spacing = tuple(float(s) for s in self.spacing)
@@ -87,19 +81,25 @@ class InputExpectations:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputExpectations:
-        """Read :meth:`to_dict` output; missing keys take the defaults.
+        """Read :meth:`to_dict` output: every key present, no other (never a silent default).
 
         Raises:
-            InvalidInputError: ``data`` is not a mapping or holds a bad spacing.
+            InvalidInputError: ``data`` is not a mapping, lacks a key or has an unknown one, or
+                holds a bad spacing.
             UnknownOptionError: an unknown modality or orientation code.
         """
         if not isinstance(data, dict):
             raise InvalidInputError(f"input expectations must be a mapping, got "
                                     f"{type(data).__name__}")
-        spacing = data.get("spacing")
-        return cls(modality=data.get("modality", "CT"),
+        keys = ("modality", "spacing", "orientation")
+        wrong = sorted(set(data) ^ set(keys))
+        if wrong:
+            raise InvalidInputError(f"input expectations must have exactly the keys "
+                                    f"{', '.join(keys)}; missing or unknown: {', '.join(wrong)}")
+        spacing = data["spacing"]
+        return cls(modality=data["modality"],
                    spacing=tuple(spacing) if spacing is not None else None,
-                   orientation=data.get("orientation", "LPS"))
+                   orientation=data["orientation"])
 
 
 def check_input(volume: Volume, expect: InputExpectations, name: str = "input") -> list[str]:
@@ -128,53 +128,6 @@ def check_input(volume: Volume, expect: InputExpectations, name: str = "input") 
     _check_modality_tag(volume, expect, name)
     _check_values(volume, expect, name)
     return _spacing_warnings(volume, expect, name) + _orientation_warnings(volume, expect, name)
-
-
-def canonical(volume: V, orientation: str = "LPS") -> V:
-    """The same image stored in the layout ``orientation`` names, for the network.
-
-    An axis-aligned grid is permuted and flipped (SimpleITK ``DICOMOrient``, no interpolation);
-    an oblique one is resampled with linear interpolation (nearest neighbour for a label map)
-    onto the nearest axis-aligned grid that covers it, with the same voxel sizes, voxels outside
-    the original taking its minimum (air). Either way every voxel keeps its LPS position, so
-    contours found on the result map back onto ``volume``'s grid.
-
-    Args:
-        volume: a Volume or LabelMap.
-        orientation: target orientation code, e.g. "LPS".
-
-    Returns:
-        ``volume`` itself when it is already in that orientation (no copy); otherwise a volume
-        of the same class (modality, organs kept) without ``dicom``, since the array no longer
-        follows the slice files.
-
-    Raises:
-        UnknownOptionError: an invalid orientation code.
-        InvalidInputError: permuting and flipping did not reach the orientation.
-    """
-    code = _check_code(orientation)
-    geometry = volume.geometry
-    if not is_axis_aligned(geometry):
-        return _resample_axis_aligned(volume, code)
-    if geometry.orientation_code == code:
-        return volume
-    image = sitk.DICOMOrient(volume.to_sitk(), code)
-    new = Geometry.from_sitk(image, geometry.frame_of_reference_uid)
-    if new.orientation_code != code:
-        raise InvalidInputError(f"cannot reorient a grid with direction {geometry.direction} "
-                                f"to {code} by permuting and flipping its axes")
-    return replace(volume, array=sitk.GetArrayFromImage(image), geometry=new, dicom=None)
-
-
-def is_axis_aligned(geometry: Geometry, tol: float = ALIGNED_TOL) -> bool:
-    """True when every index axis runs along a patient axis (a signed permutation)."""
-    return bool(np.all(np.abs(geometry.direction_matrix).max(axis=0) > 1.0 - tol))
-
-
-def obliquity_deg(geometry: Geometry) -> float:
-    """Largest angle in degrees between an index axis and its nearest patient axis."""
-    cosines = np.clip(np.abs(geometry.direction_matrix).max(axis=0), -1.0, 1.0)
-    return float(np.degrees(np.arccos(cosines)).max())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,58 +246,6 @@ def _orientation_warnings(volume: Volume, expect: InputExpectations, name: str) 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers.
-
-def _check_code(code: str) -> str:
-    text = str(code).strip().upper()
-    axes = [_PAIRS[c][0] for c in text if c in _PAIRS]
-    if len(text) != 3 or len(axes) != 3 or sorted(axes) != [0, 1, 2]:
-        raise UnknownOptionError(
-            f"orientation code {code!r} must name one of L/R, P/A and S/I each, e.g. 'LPS'")
-    return text
-
-
-def _code_matrix(code: str) -> np.ndarray:
-    """3x3 direction matrix whose columns point where the letters of ``code`` say."""
-    matrix = np.zeros((3, 3))
-    for column, letter in enumerate(code):
-        axis, sign = _PAIRS[letter]
-        matrix[axis, column] = sign
-    return matrix
-
-
-def _resample_axis_aligned(volume: V, code: str) -> V:
-    """Resample an oblique volume onto the axis-aligned ``code`` grid covering it."""
-    geometry = volume.geometry
-    target = _code_matrix(code)
-    # Give each target axis the spacing of the source axis closest to it.
-    alignment = np.abs(target.T @ geometry.direction_matrix)  # [target axis, source axis]
-    perm = max(itertools.permutations(range(3)),
-               key=lambda p: sum(alignment[i, p[i]] for i in range(3)))
-    spacing = np.asarray(geometry.spacing)[list(perm)]
-    size_xyz = np.asarray(geometry.shape[::-1])
-    corners = np.array(list(itertools.product(*[(0, n - 1) for n in size_xyz])), dtype=float)
-    along = geometry.index_to_physical(corners) @ target  # corner coordinates on target axes
-    lo, hi = along.min(axis=0), along.max(axis=0)
-    size = np.floor((hi - lo) / spacing + 1e-6).astype(int) + 1
-    start = lo + ((hi - lo) - (size - 1) * spacing) / 2.0  # centre the grid on the box
-    origin = target @ start
-    is_labels = isinstance(volume, LabelMap)
-    image = volume.to_sitk()
-    if not is_labels:
-        image = sitk.Cast(image, sitk.sitkFloat32)
-    resampled = sitk.Resample(
-        image, [int(s) for s in size], sitk.Transform(),
-        sitk.sitkNearestNeighbor if is_labels else sitk.sitkLinear,
-        [float(v) for v in origin], [float(v) for v in spacing],
-        [float(v) for v in target.ravel()], 0.0 if is_labels else float(volume.array.min()))
-    array = sitk.GetArrayFromImage(resampled)
-    dtype = volume.array.dtype
-    if np.issubdtype(dtype, np.integer) and not is_labels:
-        info = np.iinfo(dtype)
-        array = np.clip(np.rint(array), info.min, info.max)
-    new = Geometry.from_sitk(resampled, geometry.frame_of_reference_uid)
-    return replace(volume, array=array.astype(dtype, copy=False), geometry=new, dicom=None)
-
 
 def _mm(values: Any) -> str:
     """Sizes in mm as '0.49x0.49x1.0': two decimals at most, one at least."""

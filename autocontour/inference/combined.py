@@ -30,10 +30,10 @@ import torch
 from torch import Tensor, nn
 
 from autocontour.data.recipes import Recipe
-from autocontour.errors import InvalidInputError
+from autocontour.errors import InvalidInputError, did_you_mean
 from autocontour.inference.checks import InputExpectations
-from autocontour.inference.windows import predict_probabilities
-from autocontour.organs import OrganSet, did_you_mean
+from autocontour.models.inferer import SlidingWindowInferer
+from autocontour.organs import OrganSet
 
 #: Seed 004's 3-D-small region (z, y, x voxels) and the organs it is for.
 SMALL_ROI_SIZE = (16, 64, 64)
@@ -219,8 +219,8 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
 
     def run_whole(name: str, fill: Sequence[str]) -> None:
         member = model.members[name]
-        p = predict_probabilities(member.net, x, member.patch_size, tta=tta, mirror=mirror,
-                                  out_device="cpu")
+        p = SlidingWindowInferer(member.patch_size).probabilities(member.net, x, tta=tta,
+                                                                  mirror=mirror)
         for organ in fill:
             label = model.organs.by_name(organ).label
             probs[label] = p[label]
@@ -252,8 +252,8 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
             continue
         box = roi_box(centre, member.roi.size, spatial)
         crop = _crop(x, box, member.roi.size)
-        p = predict_probabilities(member.net, crop, member.patch_size, tta=tta, mirror=mirror,
-                                  out_device="cpu")
+        p = SlidingWindowInferer(member.patch_size).probabilities(member.net, crop, tta=tta,
+                                                                  mirror=mirror)
         for organ in mine:
             label = model.organs.by_name(organ).label
             probs[label] = 0.0

@@ -4,18 +4,19 @@
 * :class:`Trainer`: ``Trainer(config, callbacks, extra_modules, sample_weighting).fit(resume)``.
 * :class:`SegmentationLoss`: CE/BCE/Dice/DiceCE per sample, deep supervision, recurrent passes.
 * :func:`run_folds`: k-fold cross-validation with a per-fold and mean ± sd summary.
-* :func:`load_for_inference`: a checkpoint -> (network, recipe, organ set, config).
+* :func:`load_checkpoint`: a run's checkpoint, checked (the format is
+  :mod:`autocontour.artifacts.files`; a network to predict with: ``load_trained_network``).
 """
 
-from autocontour.training.callbacks import Callback
-from autocontour.training.checkpoint import load_checkpoint, load_for_inference
-from autocontour.training.config import (
+from autocontour.artifacts.config import (
     LossConfig,
     NetworkConfig,
     PlateauConfig,
     SamplingConfig,
     TrainConfig,
 )
+from autocontour.training.callbacks import Callback
+from autocontour.training.checkpoint import load_checkpoint
 from autocontour.training.engine import FitResult, SampleWeighting, TrainableModule, Trainer
 from autocontour.training.kfold import run_folds
 from autocontour.training.losses import SegmentationLoss, deep_supervision_weights
@@ -34,6 +35,5 @@ __all__ = [
     "Trainer",
     "deep_supervision_weights",
     "load_checkpoint",
-    "load_for_inference",
     "run_folds",
 ]

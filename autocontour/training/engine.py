@@ -30,14 +30,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from autocontour.artifacts.config import TrainConfig
 from autocontour.data.augment import build_augmentation
-from autocontour.data.importer import write_json
+from autocontour.data.folder import write_json
 from autocontour.data.patches import PatchDataset
 from autocontour.errors import InvalidInputError, OutputExistsError
+from autocontour.models.inferer import spatial_dims
 from autocontour.training import distributed as ddp
 from autocontour.training.callbacks import Callback, LossCurves, MetricsLog, Row
 from autocontour.training.checkpoint import save_checkpoint
-from autocontour.training.config import TrainConfig
 from autocontour.training.data import prepare_data
 from autocontour.training.losses import SegmentationLoss
 from autocontour.training.network import build_training_network
@@ -159,7 +160,7 @@ class Trainer:
             classes=None if cfg.organs is None else self.scored.labels)
         self._return_all = "return_all" in inspect.signature(self.network.forward).parameters
         transform = None if cfg.augmentation is None else build_augmentation(
-            cfg.augmentation, self.organs, getattr(self.network, "spatial_dims", 3),
+            cfg.augmentation, self.organs, spatial_dims(self.network),
             seed=cfg.seed + env.rank)
         self.dataset = PatchDataset(
             data.cache, data.train_ids, cfg.patch_size, cfg.steps_per_epoch * cfg.batch_size,

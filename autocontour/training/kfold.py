@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from autocontour.data.importer import write_json
+from autocontour.artifacts.config import TrainConfig
+from autocontour.data.folder import write_json
 from autocontour.errors import InvalidInputError
-from autocontour.training.config import TrainConfig
 from autocontour.training.distributed import env_from_environment
 from autocontour.training.engine import FitResult, Trainer
 

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss
 from torch import Tensor, nn
 
+from autocontour.artifacts.config import CYCLE_REDUCTIONS, LOSSES, LossConfig, check_option
 from autocontour.errors import InvalidInputError
-from autocontour.training.config import CYCLE_REDUCTIONS, LOSSES, LossConfig, check_option
 
 Output = Tensor | Sequence[Tensor]
 

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from autocontour.artifacts.config import TrainConfig
 from autocontour.errors import InvalidInputError
+from autocontour.models.inferer import spatial_dims
 from autocontour.models.registry import NETWORKS, build_network
-from autocontour.training.config import TrainConfig
 from autocontour.training.data import TrainingData
 
 
@@ -58,7 +59,7 @@ def build_training_network(config: TrainConfig, data: TrainingData) -> nn.Module
         net = build_network(name, **network_kwargs(config, data))
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"network {name}: {exc}") from None
-    dims = getattr(net, "spatial_dims", 3)
+    dims = spatial_dims(net)
     patch = config.patch_size
     if dims == 2 and patch[0] != 1:
         raise InvalidInputError(f"network {name} is 2-D: patch_size must be (1, y, x), got "

@@ -1,29 +1,27 @@
 """Validation during training: whole cases by sliding-window inference, Dice per organ.
 
 Each validation case is read from the preprocessed cache (the network's grid) and predicted by
-MONAI ``sliding_window_inference`` with windows of the training patch size, overlap 0.5 and
-Gaussian weighting (spec B7); 2-D networks predict slice by slice. The windows run on the
-network's device, the logits are put together on the CPU, and their arg-max is compared with the
-labels on the same grid.
+the one sliding-window inferer of the package (:class:`~autocontour.models.inferer.
+SlidingWindowInferer`: windows of the training patch size, overlap 0.5, Gaussian weighting, spec
+B7), the same windows that contour a CT; 2-D networks predict slice by slice. The windows run on
+the network's device, the logits are put together on the CPU, and their arg-max is compared with
+the labels on the same grid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
-from torch import Tensor, nn
+from torch import nn
 
 from autocontour.data.cache import CaseCache
 from autocontour.evaluation.overlap import dice
+from autocontour.models.inferer import SlidingWindowInferer
 from autocontour.organs import OrganSet
 from autocontour.training.losses import SegmentationLoss
-
-OVERLAP = 0.5
 
 
 @dataclass(frozen=True)
@@ -33,36 +31,6 @@ class CaseScore:
     case_id: str
     loss: float
     dice: dict[str, float]
-
-
-def predict_logits(net: nn.Module, image: Tensor, patch_size: Sequence[int],
-                   amp: bool = False, out_device: torch.device | None = None) -> Tensor:
-    """Logits of a whole volume by Gaussian-weighted sliding windows.
-
-    Args:
-        net: a network in eval mode (``spatial_dims`` 2 or 3).
-        image: ``(1, C, Z, Y, X)`` on the network's device.
-        patch_size: the window ``(z, y, x)``; 2-D networks use ``(y, x)`` on each slice.
-        amp: run the network under CUDA autocast.
-        out_device: where the logits are put together (default: the image's device); the CPU
-            keeps a whole CT's logits (classes x voxels) out of GPU memory.
-
-    Returns:
-        Logits ``(1, classes, Z, Y, X)`` (float32, on ``out_device``).
-    """
-    def forward(x: Tensor) -> Tensor:
-        with (torch.autocast("cuda") if amp else nullcontext()):
-            out = net(x)
-        if isinstance(out, list | tuple):  # a recurrent network asked for every pass
-            out = out[-1]
-        return out.float()
-
-    where = {"overlap": OVERLAP, "mode": "gaussian", "device": out_device or image.device}
-    if getattr(net, "spatial_dims", 3) == 2:
-        slices = image[0].movedim(1, 0)  # (Z, C, Y, X): slices as a batch
-        logits = sliding_window_inference(slices, tuple(patch_size[1:]), 8, forward, **where)
-        return logits.movedim(0, 1)[None]
-    return sliding_window_inference(image, tuple(patch_size), 2, forward, **where)
 
 
 @torch.no_grad()
@@ -78,12 +46,13 @@ def score_cases(net: nn.Module, cache: CaseCache, case_ids: Sequence[str],
     net.eval()
     scores = []
     keep = np.asarray(organs.keep_lookup(), dtype=np.int64)
+    inferer = SlidingWindowInferer(tuple(patch_size), amp=amp, out_device="cpu")
     for cid in case_ids:
         volume, labels = cache.load(cid)
         truth = keep[labels.array]
         image = torch.from_numpy(np.asarray(volume.array, np.float32))[None, None].to(device)
         target = torch.from_numpy(truth)[None, None]
-        logits = predict_logits(net, image, patch_size, amp, out_device=torch.device("cpu"))
+        logits = inferer.logits(net, image)[None]
         prediction = logits.argmax(1)[0].numpy()
         dices = {organ.name: dice(prediction == organ.label, truth == organ.label)
                  for organ in organs if (truth == organ.label).any()}

@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 
 from autocontour.errors import InvalidInputError, UnknownOptionError
-from autocontour.inference.checks import (
-    InputExpectations,
-    canonical,
-    check_input,
-    is_axis_aligned,
-)
-from autocontour.io.orientation import reorient_to
-from autocontour.io.volume import Geometry, Volume
+from autocontour.inference.checks import InputExpectations, check_input
+from autocontour.io.grid import canonical, is_axis_aligned, reorient_to
+from autocontour.io.volume import Volume
 from autocontour.phantoms import PhantomCase
 
 CT_MODEL = InputExpectations()
@@ -114,11 +109,6 @@ def test_other_storage_is_reoriented_exactly(hn_case: PhantomCase, position: str
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_canonical_returns_the_same_object_when_already_in_layout(hn_case: PhantomCase) -> None:
-    assert canonical(hn_case.ct) is hn_case.ct
-    assert canonical(hn_case.labels) is hn_case.labels
-
-
 def test_oblique_grid_is_warned_and_resampled_axis_aligned(hn_case: PhantomCase) -> None:
     oblique = _rotated_about_z(hn_case.ct, 20.0)
     warnings = check_input(oblique, CT_MODEL, "ct")
@@ -158,12 +148,13 @@ def test_expectations_round_trip_and_validate() -> None:
     expect = InputExpectations("ct", (0.9, 0.9, 2.5), "lps")
     assert expect.modality == "CT" and expect.orientation == "LPS"
     assert InputExpectations.from_dict(expect.to_dict()) == expect
-    assert InputExpectations.from_dict({}) == InputExpectations()
+    with pytest.raises(InvalidInputError, match="missing or unknown: orientation, spacing"):
+        InputExpectations.from_dict({"modality": "CT"})
+    with pytest.raises(InvalidInputError, match="missing or unknown: size"):
+        InputExpectations.from_dict({**expect.to_dict(), "size": 3})
     with pytest.raises(UnknownOptionError, match="modality"):
         InputExpectations("PET")
     with pytest.raises(UnknownOptionError, match="orientation"):
         InputExpectations(orientation="LLS")
     with pytest.raises(InvalidInputError, match="spacing"):
         InputExpectations(spacing=(1.0, 0.0, 1.0))
-    with pytest.raises(UnknownOptionError):
-        canonical(Volume(np.zeros((2, 2, 2)), Geometry((2, 2, 2), (1, 1, 1), (0, 0, 0))), "XYZ")

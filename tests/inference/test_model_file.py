@@ -79,19 +79,42 @@ def test_weights_that_do_not_fit_their_network(tmp_path: Path) -> None:
 
 
 def test_training_checkpoint_is_a_one_member_model(tmp_path: Path, hn_case: PhantomCase) -> None:
+    from autocontour.artifacts import TrainConfig
     from autocontour.models.registry import network_spec
     from autocontour.training.checkpoint import save_checkpoint
     model = tiny_real_model()
     net = model.members["3d"].net
+    config = TrainConfig(dataset="ds", out="run", patch_size=(8, 16, 16))
     payload = {"network": network_spec(net), "state_dict": net.state_dict(),
                "extra_modules": {}, "optimizers": {}, "scheduler": {}, "scaler": {},
-               "epoch": 1, "step": 1, "rng": [], "sampler": {"seed": 0, "epoch": 1},
-               "config": {"patch_size": [8, 16, 16]}, "recipe": model.recipe.to_dict(),
-               "organs": model.organs.to_dict(), "fold": 0, "best_metric": None,
-               "best_epoch": None}
+               "epoch": 1, "step": 1, "seconds": 1.0, "stopped": None, "rng": [],
+               "sampler": {"seed": 0, "epoch": 1}, "config": config.to_dict(),
+               "recipe": model.recipe.to_dict(), "organs": model.organs.to_dict(), "fold": 0,
+               "best_metric": None, "best_epoch": None, "best_row": None}
     path = save_checkpoint(tmp_path / "run" / "best.pt", payload)
     contourer = Contourer.from_checkpoint(path)
     assert list(contourer.model.members) == ["3d"]
     assert contourer.model.members["3d"].patch_size == (8, 16, 16)
     labels = contourer.predict(hn_case.ct)
     assert labels.shape == hn_case.ct.shape
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda d: d.pop("fallback"), "m.pt: incomplete model file, missing fallback"),
+    (lambda d: d.update(surprise=1), (r"m.pt: model file has keys this autocontour does not "
+                                     r"know \(surprise\)")),
+    (lambda d: d["members"]["3d"].pop("patch_size"),
+     "m.pt: incomplete model file member '3d', missing patch_size"),
+    (lambda d: d["members"]["3d"].update(stride=2),
+     r"m.pt: model file member '3d' has keys .* \(stride\)"),
+    (lambda d: d.update(format="autocontour-checkpoint"),
+     "m.pt: incomplete training checkpoint, missing network"),
+])
+def test_missing_or_unknown_keys_are_refused(tmp_path: Path, change: object, match: str) -> None:
+    """Never a silent default: every key must be there, and no key this version cannot read."""
+    path = save_model(tiny_real_model(), tmp_path / "m.pt")
+    data = torch.load(path, weights_only=True)
+    change(data)  # type: ignore[operator]
+    torch.save(data, path)
+    with pytest.raises(InvalidInputError, match=match):
+        load_model(path)

@@ -12,9 +12,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from autocontour.artifacts import load_trained_network
 from autocontour.data.cache import CaseCache
 from autocontour.data.recipes import Recipe
 from autocontour.errors import InvalidInputError, OutputExistsError, UnknownOptionError
+from autocontour.models.inferer import SlidingWindowInferer
 from autocontour.training import (
     Callback,
     FitResult,
@@ -22,10 +24,8 @@ from autocontour.training import (
     TrainConfig,
     Trainer,
     load_checkpoint,
-    load_for_inference,
 )
 from autocontour.training.data import preprocessed_path
-from autocontour.training.validation import predict_logits
 
 Factory = Callable[..., TrainConfig]
 
@@ -70,16 +70,17 @@ def test_run_writes_logs_curves_and_checkpoints(trained: tuple[TrainConfig, FitR
 
 def test_checkpoint_alone_predicts(trained: tuple[TrainConfig, FitResult]) -> None:
     config, _ = trained
-    net, recipe, organs, saved = load_for_inference(Path(config.out) / "best.pt")
-    assert not net.training and organs.name == "pelvis" and saved == config.to_dict()
+    trained = load_trained_network(Path(config.out) / "best.pt")
+    net, recipe, organs = trained.net, trained.recipe, trained.organs
+    assert not net.training and organs.name == "pelvis" and trained.config == config
     dataset = Path(config.dataset)
     assert recipe == Recipe.from_dict(json.loads((dataset / "recipe.json").read_text()))
     cache = CaseCache(preprocessed_path(dataset, recipe))
     volume, _ = cache.load(cache.case_ids[0])
     image = torch.from_numpy(np.asarray(volume.array, np.float32))[None, None]
     with torch.no_grad():
-        logits = predict_logits(net, image, config.patch_size)
-    assert logits.shape == (1, max(organs.labels) + 1, *volume.shape)
+        logits = SlidingWindowInferer(config.patch_size).logits(net, image)
+    assert logits.shape == (max(organs.labels) + 1, *volume.shape)
 
 
 def test_a_run_folder_is_never_overwritten(trained: tuple[TrainConfig, FitResult]) -> None:
@@ -179,8 +180,9 @@ def test_training_on_some_organs(tiny_config: Factory, tmp_path: Path) -> None:
     with (tmp_path / "some" / "metrics.csv").open() as fh:
         assert [c for c in next(csv.reader(fh)) if c.startswith("dice_")] == [
             "dice_Bladder", "dice_CTV"]
-    net, _, organs, saved = load_for_inference(tmp_path / "some" / "last.pt")
-    assert len(organs) == 6 and saved["organs"] == ["CTV", "Bladder"]
+    trained = load_trained_network(tmp_path / "some" / "last.pt")
+    net, organs = trained.net, trained.organs
+    assert len(organs) == 6 and trained.config.organs == ("CTV", "Bladder")
     assert net(torch.zeros((1, 1, 16, 32, 32))).shape[1] == 7
 
 
@@ -206,7 +208,7 @@ def test_deep_supervision_network_trains(tiny_config: Factory, tmp_path: Path) -
         "name": "DynUNet", "kwargs": {"filters": [4] + [8] * (stages - 1),
                                       "deep_supervision": True, "deep_supr_num": 1}})
     Trainer(config, progress=False).fit()
-    net, _, _, _ = load_for_inference(tmp_path / "dyn" / "last.pt")
+    net = load_trained_network(tmp_path / "dyn" / "last.pt").net
     assert net.arch_kwargs["patch_size"] == [16, 32, 32]
     assert net.arch_kwargs["spacing"] == pytest.approx([3.0, 8.75, 8.75])
 
@@ -244,24 +246,38 @@ def _bad_checkpoints(tmp_path: Path, good: Path) -> list[tuple[Path, str]]:
     cases = []
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")
-    cases.append((garbage, "garbage.pt: not a readable checkpoint"))
+    cases.append((garbage, "garbage.pt: not a readable training checkpoint"))
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[:2000])
-    cases.append((truncated, "truncated.pt: not a readable checkpoint"))
+    cases.append((truncated, "truncated.pt: not a readable training checkpoint"))
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
-    cases.append((other, "other.pt: not an autocontour checkpoint"))
+    cases.append((other, "other.pt: not an autocontour training checkpoint"))
     data = torch.load(good, weights_only=True)
     future = tmp_path / "future.pt"
     torch.save({**data, "version": 99}, future)
-    cases.append((future, "future.pt: checkpoint format version 99"))
+    cases.append((future, "future.pt: training checkpoint format version 99"))
     partial = tmp_path / "partial.pt"
     torch.save({k: v for k, v in data.items() if k not in ("recipe", "organs")}, partial)
-    cases.append((partial, "partial.pt: incomplete checkpoint, missing recipe, organs"))
+    cases.append((partial, "partial.pt: incomplete training checkpoint, missing recipe, organs"))
     wrong = tmp_path / "wrong.pt"
     torch.save({**data, "state_dict": {"conv.weight": torch.zeros(1)}}, wrong)
     cases.append((wrong, "wrong.pt: the weights do not fit the network 'UNet3D'"))
-    cases.append((tmp_path / "absent.pt", "absent.pt: no checkpoint file here"))
+    cases.append((tmp_path / "absent.pt", "absent.pt: no training checkpoint here"))
+    unknown = tmp_path / "unknown.pt"
+    torch.save({**data, "surprise": 1}, unknown)
+    cases.append((unknown, ("unknown.pt: training checkpoint has keys this autocontour does not "
+                           "know \\(surprise\\)")))
+    old_config = tmp_path / "old_config.pt"
+    config = {k: v for k, v in data["config"].items() if k != "organs"}
+    config["loss"] = {k: v for k, v in config["loss"].items() if k != "batch_dice"}
+    torch.save({**data, "config": config}, old_config)
+    cases.append((old_config, ("old_config.pt: the saved training config lacks loss.batch_dice, "
+                              "organs")))
+    model_file = tmp_path / "model.pt"
+    torch.save({**data, "format": "autocontour-model"}, model_file)
+    cases.append((model_file, ("model.pt: not an autocontour training checkpoint \\(it is a "
+                              "model file\\)")))
     return cases
 
 
@@ -269,7 +285,7 @@ def test_bad_checkpoints_give_clear_errors(trained: tuple[TrainConfig, FitResult
                                            tmp_path: Path) -> None:
     for path, match in _bad_checkpoints(tmp_path, Path(trained[0].out) / "last.pt"):
         with pytest.raises(InvalidInputError, match=match):
-            load_for_inference(path)
+            load_trained_network(path)
 
 
 def test_stops_when_lr_falls_below_min_lr(tiny_config: Factory, tmp_path: Path,

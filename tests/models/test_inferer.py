@@ -1,4 +1,4 @@
-"""Sliding-window probabilities: shapes, sums, 2-D/3-D networks, small images and mirrored TTA."""
+"""The one sliding-window inferer: shapes, sums, 2-D/3-D networks, small images, mirrored TTA."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import torch
 from torch import Tensor, nn
 
 from autocontour.errors import InvalidInputError
-from autocontour.inference.windows import predict_probabilities
+from autocontour.models.inferer import SlidingWindowInferer, spatial_dims
 from autocontour.models.registry import build_network
-from autocontour.training.validation import predict_logits
+
+
+def predict_probabilities(net: nn.Module, image: Tensor, patch_size: tuple[int, ...],
+                          **options: object) -> Tensor:
+    return SlidingWindowInferer(tuple(patch_size)).probabilities(net, image, **options)
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +72,12 @@ def test_2d_network_slices_as_batch(net2d: nn.Module) -> None:
     torch.testing.assert_close(alone[:, 0], p[:, 2], atol=1e-5, rtol=1e-5)
 
 
-def test_matches_softmax_of_validation_logits(net3d: nn.Module) -> None:
+def test_probabilities_are_the_softmax_of_the_logits(net3d: nn.Module) -> None:
     image = _image(10, 12, 9)
     with torch.no_grad():
-        logits = predict_logits(net3d, image, (8, 8, 8))
-    expected = torch.softmax(logits[0], dim=0)
+        logits = SlidingWindowInferer((8, 8, 8)).logits(net3d, image)
+    assert logits.shape == (3, 10, 12, 9)
+    expected = torch.softmax(logits, dim=0)
     torch.testing.assert_close(predict_probabilities(net3d, image, (8, 8, 8)), expected,
                                atol=1e-5, rtol=1e-5)
 
@@ -142,3 +147,22 @@ def test_bad_arguments_raise(net3d: nn.Module) -> None:
         predict_probabilities(net3d, torch.zeros(1, 4, 4, 4), (4, 4, 4))
     with pytest.raises(InvalidInputError, match="lr_axis"):
         predict_probabilities(net3d, _image(4, 4, 4), (4, 4, 4), tta=True, lr_axis=3)
+
+
+def test_spatial_dims_and_settings_are_checked(net3d: nn.Module, net2d: nn.Module) -> None:
+    assert spatial_dims(net3d) == 3 and spatial_dims(net2d) == 2 and spatial_dims(nn.Identity()) == 3
+    with pytest.raises(InvalidInputError, match="patch_size"):
+        SlidingWindowInferer((8, 8))
+    with pytest.raises(InvalidInputError, match="overlap"):
+        SlidingWindowInferer((8, 8, 8), overlap=1.0)
+
+
+def test_validation_and_prediction_use_the_one_inferer() -> None:
+    """No other module of the package calls MONAI's sliding window: the windows cannot drift."""
+    from pathlib import Path
+
+    import autocontour
+    root = Path(autocontour.__file__).parent
+    callers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                     if "sliding_window_inference" in p.read_text())
+    assert callers == ["models/inferer.py"]

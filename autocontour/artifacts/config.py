@@ -31,8 +31,7 @@ import yaml
 
 from autocontour.data.augment import AugmentConfig
 from autocontour.data.patches import ORGAN_SAMPLING_RULES
-from autocontour.errors import InvalidInputError, UnknownOptionError
-from autocontour.organs import did_you_mean
+from autocontour.errors import InvalidInputError, UnknownOptionError, did_you_mean, look_up_option
 
 LOSSES = ("ce", "bce", "dice", "dicece")
 CYCLE_REDUCTIONS = ("mean", "sum")
@@ -40,10 +39,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def check_option(what: str, value: Any, choices: tuple[str, ...]) -> str:
-    key = str(value).strip().lower()
-    if key not in choices:
-        raise UnknownOptionError(did_you_mean(f"unknown {what} {value!r}", key, list(choices)))
-    return key
+    return look_up_option(what, value, choices, normalise=lambda s: s.strip().lower())
 
 
 def _number(what: str, value: Any, kind: type, low: float | None = None,
