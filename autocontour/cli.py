@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, Self
 
 from autocontour import __version__
 from autocontour.errors import AutocontourError
@@ -26,12 +27,52 @@ def _shape(text: str) -> tuple[int, int, int]:
     return z, y, x
 
 
+class _Bar:
+    """A job's progress reports as one progress bar on stderr (nothing when quiet).
+
+    Messages printed while the bar is shown go through :meth:`write`, so they start on their
+    own line instead of inside the bar.
+    """
+
+    def __init__(self, desc: str, quiet: bool = False) -> None:
+        self.desc, self.quiet, self.bar = desc, quiet, None
+
+    def __call__(self, report: Any) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=1000, desc=self.desc, leave=False, file=sys.stderr,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+        self.bar.n = round(1000 * report.fraction)
+        self.bar.set_postfix_str(f"{report.stage} {report.message}".strip()[:60])
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _cmd_phantom(args: argparse.Namespace) -> int:
-    from autocontour.phantoms.export import write_cases
-    manifest = write_cases(args.site, args.cases, Path(args.out), seed=args.seed,
-                           shape=args.shape, sex=args.sex, dicom=not args.no_dicom,
-                           progress=not args.quiet)
-    print(f"wrote {len(manifest['cases'])} {manifest['site']} phantom case(s) to {args.out}")
+    from autocontour.jobs.phantoms import PhantomRequest, write_phantoms
+    request = PhantomRequest(args.site, args.cases, Path(args.out), seed=args.seed,
+                             shape=args.shape, sex=args.sex, dicom=not args.no_dicom)
+    with _Bar("phantoms", args.quiet) as bar:
+        result = write_phantoms(request, progress=bar)
+    print(f"wrote {len(result.manifest['cases'])} {result.manifest['site']} phantom case(s) to "
+          f"{args.out}")
     return 0
 
 
@@ -58,26 +99,19 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from autocontour.inference import Contourer, write_outputs
-    from autocontour.io import read_volume
-    warnings: list[str] = []
-    out = Path(args.output)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        from autocontour.errors import OutputExistsError
-        raise OutputExistsError(f"{out}: already holds files; choose another --output or pass "
-                                "--overwrite (nothing was read or written)")
-    contourer = (Contourer.from_checkpoint(args.model, args.device) if args.model
-                 else Contourer.default(args.device))
-    ct = read_volume(args.input, series=args.series, warnings=warnings)
-    organs = [o for part in args.organs for o in part.split(",") if o] if args.organs else None
-    prediction = contourer.run(ct, tta=args.tta, organs=organs, progress=not args.quiet,
-                               name=str(args.input))
-    prediction.warnings[:0] = warnings
-    report = write_outputs(prediction, ct, out, source=str(args.input), overwrite=args.overwrite)
-    for w in report["warnings"]:
+    from autocontour.jobs.prediction import PredictRequest, predict
+    organs = tuple(o for part in args.organs for o in part.split(",") if o) if args.organs \
+        else None
+    request = PredictRequest(args.input, args.output, model=args.model, device=args.device,
+                             tta=args.tta, organs=organs, series=args.series,
+                             overwrite=args.overwrite)
+    with _Bar("contour", args.quiet) as bar:
+        result = predict(request, progress=bar)
+    report, out = result.report, Path(args.output)
+    for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{args.input}: {len(report['organs'])} organ(s) contoured with "
-          f"{contourer.model.name} in {report['seconds']['total']:.1f} s -> {out}/")
+          f"{result.model} in {report['seconds']['total']:.1f} s -> {out}/")
     for organ in report["organs"]:
         print(f"  {organ['name']:<18}{organ['volume_cc']:>10.2f} cm3")
     if report["organs_not_found"]:
@@ -88,9 +122,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
-    from autocontour.inference import Contourer
-    contourer = (Contourer.from_checkpoint(args.model) if args.model else Contourer.default())
-    model = contourer.model
+    from autocontour.jobs.prediction import load_contourer
+    model = load_contourer(args.model, "cpu").model
     print(f"model {model.name} (trained with autocontour "
           f"{model.info.get('autocontour_version', '?')}), recipe {model.recipe.name}, "
           f"members: " + ", ".join(f"{n} ({type(m.net).__name__}"
@@ -101,83 +134,90 @@ def _cmd_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from autocontour.demo import run_demo
-    run_demo(Path(args.out), seed=args.seed, shape=args.shape, overwrite=args.overwrite,
-             model=args.model, tta=args.tta)
+    from autocontour.jobs.demo import DemoRequest, run_demo
+    request = DemoRequest(Path(args.out), seed=args.seed, shape=args.shape, model=args.model,
+                          tta=args.tta, overwrite=args.overwrite)
+    with _Bar("demo") as bar:
+        result = run_demo(request, progress=bar)
+    _print_demo(result.report, result.out, result.model)
     return 0
+
+
+def _print_demo(result: dict[str, Any], out: Path, model: str) -> None:
+    z, y, x = result["shape_zyx"]
+    print(f"demo case {result['case']} (phantom seed {result['seed']}, never trained on): CT "
+          f"{x}x{y}x{z} -> {out}/ct; contoured by {model}"
+          f"{' with TTA' if result['tta'] else ''}; RTSTRUCT, SEG, NIfTI, overview.png and "
+          f"report.json in {out}/contours")
+    rule = result["model"]["rule"]
+    print(f"{'organ':<18}{'from':<10}{'cm3':>9}{'truth cm3':>11}{'Dice':>8}{'HD95 mm':>9}")
+    for r in result["organs"]:
+        hd = f"{r['hd95_mm']:>9.1f}" if r["hd95_mm"] is not None else f"{'-':>9}"
+        print(f"{r['organ']:<18}{rule.get(r['organ'], ''):<10}{r['volume_cc']:>9.2f}"
+              f"{r['truth_cc']:>11.2f}{r['dice']:>8.3f}{hd}")
+    print(f"mean Dice {result['mean_dice']:.3f} over {len(result['organs'])} organs, median "
+          f"HD95 {result['median_hd95_mm']} mm" + (f"; missed: {', '.join(result['organs_missed'])}"
+                                                   if result["organs_missed"] else ""))
+    for w in result["warnings"]:
+        print(f"warning: {w}")
+    secs = result["seconds"]
+    print(f"time: {secs['contour_total'] + secs['phantom_and_dicom'] + secs['read_ct']:.1f} s "
+          "(" + ", ".join(f"{k.removeprefix('contour_')} {v:.2f}s" for k, v in secs.items()
+                          if k != "contour_total") + ")")
 
 
 def _cmd_dataset_import(args: argparse.Namespace) -> int:
-    from autocontour.data.importer import import_dataset
-    from autocontour.organs import get_organ_set
-    organs = get_organ_set(args.organs) if args.organs else None
-    report = import_dataset(args.source, Path(args.out), organs=organs, layout=args.layout,
-                            replace_changed=args.replace_changed, progress=not args.quiet,
-                            modality=args.modality)
-    print(report.summary())
-    _fingerprint(Path(args.out))
+    from autocontour.errors import InvalidInputError
+    from autocontour.jobs.dataset import ImportRequest, import_dataset
+    request = ImportRequest(args.source, Path(args.out), organs=args.organs, layout=args.layout,
+                            modality=args.modality, replace_changed=args.replace_changed)
+    with _Bar("import", args.quiet) as bar:
+        result = import_dataset(request, progress=bar)
+    print(result.report.summary())
+    if result.fingerprint_error:
+        raise InvalidInputError(result.fingerprint_error)
+    _print_fingerprint(result.fingerprint, result.recipe, result.recipe_path)
     return 0
 
 
-def _fingerprint(dataset: Path) -> None:
-    """Compute, save and print the fingerprint and the recipe chosen from it."""
-    from autocontour.data.cache import CaseCache
-    from autocontour.data.fingerprint import compute_fingerprint, recipe_from_fingerprint
-    from autocontour.data.importer import CACHE_NAME, write_json
-    cache = CaseCache(dataset / CACHE_NAME)
-    fingerprint = compute_fingerprint((cid, *cache.load(cid)) for cid in cache.case_ids)
-    write_json(dataset / "fingerprint.json", fingerprint.to_dict())
-    recipe = recipe_from_fingerprint(fingerprint)
-    write_json(dataset / "recipe.json", recipe.to_dict())
+def _print_fingerprint(fingerprint: Any, recipe: Any, path: Path) -> None:
     print(fingerprint.table())
-    print(f"recipe chosen from the fingerprint: {recipe.name} (saved to {dataset / 'recipe.json'})")
+    print(f"recipe chosen from the fingerprint: {recipe.name} (saved to {path})")
 
 
 def _cmd_dataset_fingerprint(args: argparse.Namespace) -> int:
-    _fingerprint(Path(args.dataset))
+    from autocontour.jobs.dataset import fingerprint_dataset
+    result = fingerprint_dataset(args.dataset)
+    _print_fingerprint(result.fingerprint, result.recipe, result.recipe_path)
     return 0
 
 
 def _cmd_dataset_split(args: argparse.Namespace) -> int:
-    from autocontour.data.cache import CaseCache
-    from autocontour.data.importer import CACHE_NAME
-    from autocontour.data.splits import make_splits, save_splits, splits_path
-    cache = CaseCache(Path(args.dataset) / CACHE_NAME)
-    splits = make_splits({cid: cache.present(cid) for cid in cache.case_ids}, args.folds,
-                         seed=args.seed)
-    path = splits_path(Path(args.dataset), args.folds)
-    if path.exists() and not args.overwrite:
-        from autocontour.errors import OutputExistsError
-        raise OutputExistsError(f"{path}: splits exist and models may use them; pass "
-                                "--overwrite to replace them")
-    save_splits(splits, path)
-    for k, fold in enumerate(splits):
+    from autocontour.jobs.dataset import SplitRequest, split_dataset
+    result = split_dataset(SplitRequest(args.dataset, args.folds, args.seed, args.overwrite))
+    for k, fold in enumerate(result.splits):
         print(f"fold {k}: {len(fold['train'])} train, {len(fold['val'])} val: "
               f"{', '.join(fold['val'])}")
-    print(f"saved {path}")
+    print(f"saved {result.path}")
     return 0
 
 
 def _cmd_dataset_export(args: argparse.Namespace) -> int:
-    from autocontour.data.cache import CaseCache
-    from autocontour.data.importer import CACHE_NAME
-    from autocontour.data.nnunet import export_nnunet
-    cache = CaseCache(Path(args.dataset) / CACHE_NAME)
-    cases = [(cid, *cache.load_channels(cid)) for cid in cache.case_ids]
-    out = export_nnunet(cases, cache.organs, Path(args.nnunet), dataset_name=args.name)
-    print(f"wrote {len(cases)} case(s) in the nnU-Net raw layout to {out}")
+    from autocontour.jobs.dataset import ExportRequest, export_dataset
+    result = export_dataset(ExportRequest(args.dataset, args.nnunet, args.name))
+    print(f"wrote {result.cases} case(s) in the nnU-Net raw layout to {result.out}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from autocontour.evaluate_files import run_evaluation
-    from autocontour.evaluation.report import EmptyRule, summary_markdown
+    from autocontour.evaluation.report import summary_markdown
     from autocontour.evaluation.stats import compare_markdown
-    from autocontour.organs import get_organ_set
-    report = run_evaluation(args.pred, args.gt, get_organ_set(args.organs), out=args.out,
-                            tolerance_mm=args.tolerance, compare=args.compare,
-                            empty_rule=EmptyRule(args.empty_distance), overwrite=args.overwrite,
-                            progress=not args.quiet)
+    from autocontour.jobs.evaluation import EvaluateRequest, evaluate
+    request = EvaluateRequest(args.pred, args.gt, args.organs, out=args.out,
+                              tolerance_mm=args.tolerance, compare=args.compare,
+                              empty_rule=args.empty_distance, overwrite=args.overwrite)
+    with _Bar("evaluate", args.quiet) as bar:
+        report = evaluate(request, progress=bar)
     cases = len({r["case"] for r in report.rows})
     print(f"{args.pred} vs {args.gt}: {cases} case(s), {len(report.summary)} organ(s), "
           f"mean ± sd over cases")
@@ -188,6 +228,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(compare_markdown(report.comparisons["dice"]))
     for path in report.written:
         print(f"wrote {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from autocontour.jobs.training import TrainRequest, train
+    request = TrainRequest(args.config, fold=args.fold, all_folds=args.folds == "all",
+                           resume=args.resume, device=args.device)
+    with _Bar("train", args.quiet) as bar:
+        result = train(request, progress=bar)
+    if result.is_main:
+        for fold, fit in result.folds.items():
+            best = "none" if fit.best_metric is None else f"{fit.best_metric:.4f}"
+            print(f"fold {fold}: {fit.epochs} epochs ({fit.stopped}), best mean Dice "
+                  f"{best} at epoch {fit.best_epoch}; checkpoints in {fit.out}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 The data set, members and training budget are the shipped model's (``scripts/
 train_default_model.py``: 40 phantoms, seeds 1000-1039, a 5-fold split by case; its
-``make_dataset`` and ``plans``). For every fold k run, :func:`build_combined_model` trains (or
+``make_dataset`` and ``plans``). For every fold k run, :func:`~autocontour.jobs.build_model` trains (or
 re-uses) the 2-D, 3-D and 3-D-small members on the fold's 32 training cases, contours its 8
 held-out cases with each member alone and with the combined model (Dice and HD95 per organ, on
 the model grid), and chooses the rule (organ -> member) on those cases. Fold 0 is the shipped
@@ -432,7 +432,7 @@ def plan_configs(plans: Sequence[Any]) -> dict[str, Any]:
 
 def built_with_other_plans(fold_dir: Path, plans: Sequence[Any]) -> str | None:
     """How a built fold's member runs differ from ``plans`` (their config.yaml), or None."""
-    from autocontour.training.config import TrainConfig
+    from autocontour.artifacts.config import TrainConfig
 
     for plan in plans:
         path = fold_dir / plan.name / "config.yaml"
@@ -482,13 +482,14 @@ def run_fold(fold: int, args: argparse.Namespace, recipe_module: Any) -> dict[st
         if running and not args.force:
             raise SystemExit(f"fold {fold}: {running} seems to be training in another process; "
                              "wait for it, or pass --force")
-        from autocontour.build_model import build_combined_model
+        from autocontour.jobs import BuildModelRequest, build_model
 
         dataset = recipe_module.make_dataset(args.work, args.cases)
         started = time.perf_counter()
-        build_combined_model(dataset, fold_dir, plans, name=f"hn-phantom-fold{fold}", fold=fold,
-                             folds=args.folds, model_path=fold_dir / "model.pt",
-                             info={"command": " ".join(sys.argv), "experiment": "table1"})
+        build_model(BuildModelRequest(dataset, fold_dir, tuple(plans), name=f"hn-phantom-fold{fold}",
+                                      model_path=fold_dir / "model.pt", fold=fold,
+                                      folds=args.folds,
+                                      info={"command": " ".join(sys.argv), "experiment": "table1"}))
         print(f"fold {fold}: built in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     else:
         stale = built_with_other_plans(fold_dir, plans)

@@ -25,13 +25,14 @@ from pathlib import Path
 
 import torch
 
-from autocontour.build_model import MemberPlan, build_combined_model
+from autocontour.data.folder import DatasetFolder
 from autocontour.data.importer import import_dataset
 from autocontour.data.recipes import Recipe
 from autocontour.data.steps_body import CropBody
 from autocontour.data.steps_grid import Resample
 from autocontour.data.steps_intensity import ClipIntensity, ZScore
 from autocontour.inference.combined import SMALL_ROI_ORGANS, SMALL_ROI_SIZE, RoiSpec
+from autocontour.jobs import BuildModelRequest, MemberPlan, Progress, build_model
 from autocontour.organs import HEAD_NECK
 from autocontour.phantoms.export import write_cases
 
@@ -82,15 +83,15 @@ def plans(scale: float = 1.0) -> list[MemberPlan]:
 
 
 def make_dataset(work: Path, cases: int) -> Path:
-    """Phantoms -> data set (with the recipe as its recipe.json); re-used when present."""
-    dataset = work / "dataset"
-    if not (dataset / "recipe.json").is_file():
+    """Phantoms -> data set (with RECIPE as its own recipe); re-used when present."""
+    folder = DatasetFolder(work / "dataset")
+    if folder.saved_recipe() != RECIPE:  # the import saves the fingerprint's recipe: not done
         if (work / "phantoms").exists():
             shutil.rmtree(work / "phantoms")
         write_cases("head-neck", cases, work / "phantoms", seed=FIRST_CASE_SEED, dicom=False)
-        import_dataset(work / "phantoms", dataset, organs=HEAD_NECK)
-        (dataset / "recipe.json").write_text(json.dumps(RECIPE.to_dict(), indent=2))
-    return dataset
+        import_dataset(work / "phantoms", folder.path, organs=HEAD_NECK)
+        folder.save_recipe(RECIPE)
+    return folder.path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     dataset = make_dataset(args.work, args.cases)
     command = "python scripts/train_default_model.py " + " ".join(argv or sys.argv[1:])
-    result = build_combined_model(
-        dataset, args.work / "fold_0", plans(args.scale), name="hn-phantom-default",
-        fold=0, folds=5, model_path=args.out,
+    result = build_model(BuildModelRequest(
+        dataset, args.work / "fold_0", tuple(plans(args.scale)), name="hn-phantom-default",
+        model_path=args.out, fold=0, folds=5,
         info={"command": command.strip(), "phantom_seeds": [FIRST_CASE_SEED,
                                                             FIRST_CASE_SEED + args.cases - 1],
-              "seed": SEED, "torch_threads": args.threads})
+              "seed": SEED, "torch_threads": args.threads}), progress=_log)
     seconds = round(time.perf_counter() - started, 1)
     report = {"model": str(args.out.name), "size_bytes": args.out.stat().st_size,
               "seconds": seconds, "info": result.model.info, "rule": result.model.rule,
@@ -121,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     print(result.model.rule_table())
     print(f"model written to {args.out} ({report['size_bytes'] / 1e6:.1f} MB) in {seconds:.0f} s")
     return 0
+
+
+def _log(report: Progress) -> None:
+    """Stage changes and every 50th training step, one line each (long runs, log files)."""
+    if "step" not in report.message or report.message.split()[1].endswith(("00", "50")):
+        print(f"{report.fraction:6.1%} {report.stage} {report.message}", flush=True)
 
 
 if __name__ == "__main__":

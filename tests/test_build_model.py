@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from autocontour.build_model import MemberPlan, build_combined_model
+from autocontour.data.folder import DatasetFolder
 from autocontour.data.importer import import_dataset
 from autocontour.data.recipes import Recipe
 from autocontour.data.steps_grid import Resample
 from autocontour.data.steps_intensity import ClipIntensity, ZScore
 from autocontour.inference import Contourer, load_model
 from autocontour.inference.combined import SMALL_ROI_ORGANS, RoiSpec
+from autocontour.jobs import BuildModelRequest, MemberPlan, Progress, build_model
 from autocontour.organs import HEAD_NECK
 from autocontour.phantoms import head_neck_case
 from autocontour.phantoms.export import write_cases
@@ -39,7 +40,7 @@ def test_build_trains_members_chooses_the_rule_and_writes_a_usable_model(tmp_pat
     import_dataset(tmp_path / "src", dataset, organs=HEAD_NECK, progress=False)
     recipe = Recipe("t", (Resample(spacing=(8.0, 8.0, 6.0)), ClipIntensity(-1000.0, 1500.0),
                           ZScore(mode="foreground", threshold=-500.0)))
-    (dataset / "recipe.json").write_text(json.dumps(recipe.to_dict()))
+    DatasetFolder(dataset).save_recipe(recipe)
     plans = [
         MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D", "kwargs": {
             "channels": [4, 8]}}, "patch_size": [1, 16, 16], "batch_size": 2}),
@@ -50,9 +51,13 @@ def test_build_trains_members_chooses_the_rule_and_writes_a_usable_model(tmp_pat
             "channels": [4, 8], "strides": [[2, 2, 2]] * 2}}, "patch_size": [4, 8, 8],
             "batch_size": 1}, roi=RoiSpec((4, 8, 8), SMALL_ROI_ORGANS, "2d")),
     ]
-    result = build_combined_model(dataset, tmp_path / "runs", plans, name="t", fold=0, folds=2,
-                                  model_path=tmp_path / "t.pt", progress=False,
-                                  info={"command": "test"})
+    reports: list[Progress] = []
+    result = build_model(BuildModelRequest(dataset, tmp_path / "runs", tuple(plans), name="t",
+                                           model_path=tmp_path / "t.pt", fold=0, folds=2,
+                                           info={"command": "test"}), progress=reports.append)
+    stages = [r.stage for r in reports]
+    assert stages[-4:] == ["train 3d_small", "validate", "rule", "write"]
+    assert [r.fraction for r in reports] == sorted(r.fraction for r in reports)
     model = load_model(result.path)
     assert set(model.rule) == set(HEAD_NECK.names)
     assert set(model.rule.values()) <= {"2d", "3d", "3d_small"}
@@ -68,6 +73,6 @@ def test_build_trains_members_chooses_the_rule_and_writes_a_usable_model(tmp_pat
     assert labels.shape == (16, 48, 48)
     # A second build re-uses the trained members (no checkpoint is rewritten).
     stamp = (tmp_path / "runs" / "3d" / "last.pt").stat().st_mtime_ns
-    build_combined_model(dataset, tmp_path / "runs", plans, name="t", fold=0, folds=2,
-                         model_path=tmp_path / "t.pt", progress=False)
+    build_model(BuildModelRequest(dataset, tmp_path / "runs", tuple(plans), name="t",
+                                  model_path=tmp_path / "t.pt", fold=0, folds=2))
     assert (tmp_path / "runs" / "3d" / "last.pt").stat().st_mtime_ns == stamp

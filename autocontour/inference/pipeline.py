@@ -22,22 +22,22 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from autocontour import __version__
 from autocontour.errors import InvalidInputError
-from autocontour.inference.checks import canonical, check_input
+from autocontour.inference.checks import check_input
 from autocontour.inference.combined import ContourModel, combined_probabilities
 from autocontour.inference.model_file import load_model
 from autocontour.inference.postprocess import keep_largest_component
 from autocontour.inference.regrid import labels_on_grid
+from autocontour.io.grid import canonical
 from autocontour.io.volume import LabelMap, Volume
 
 #: The model shipped inside the package (trained on phantoms by scripts/train_default_model.py).
@@ -114,8 +114,19 @@ class Contourer:
         """The label map of ``volume`` on its own grid (see :meth:`run`)."""
         return self.run(volume, tta=tta, organs=organs).labels
 
+    def stages(self, organs: Iterable[str] | None = None) -> list[str]:
+        """The stages :meth:`run` goes through for these organs, in order."""
+        model = self.model
+        wanted = model.resolve_organs(organs)
+        members = {model.member_for(o) for o in wanted}
+        members |= {model.members[m].roi.centre_from for m in list(members)
+                    if model.members[m].roi is not None}
+        return ["check", "reorient", "preprocess",
+                *(f"network {m}" for m in model.members if m in members),
+                "regrid", "postprocess"]
+
     def run(self, volume: Volume, *, tta: bool = False, organs: Iterable[str] | None = None,
-            progress: bool = False, name: str = "input") -> Prediction:
+            name: str = "input", on_stage: Callable[[str], None] | None = None) -> Prediction:
         """Contour ``volume``.
 
         Args:
@@ -124,8 +135,9 @@ class Contourer:
                 the network time.
             organs: organ names to contour (default: all the model knows); members no wanted
                 organ comes from are not run.
-            progress: a progress bar over the stages (stderr).
             name: how messages name the input (a path, a series).
+            on_stage: called with each stage's name (:meth:`stages`) when it finishes; it may
+                raise (e.g. :class:`~autocontour.errors.JobCancelled`) to stop the run.
 
         Returns:
             The :class:`Prediction`: labels on ``volume``'s exact grid, stage times, warnings.
@@ -136,23 +148,15 @@ class Contourer:
         """
         model = self.model
         wanted = model.resolve_organs(organs)
-        members = {model.member_for(o) for o in wanted}
-        members |= {model.members[m].roi.centre_from for m in list(members)
-                    if model.members[m].roi is not None}
-        stages = ["check", "reorient", "preprocess",
-                  *(f"network {m}" for m in model.members if m in members),
-                  "regrid", "postprocess"]
         seconds: dict[str, float] = {}
-        bar = tqdm(total=len(stages), desc="contour", unit="stage", disable=not progress,
-                   leave=False)
         clock = [time.perf_counter()]
 
         def finished(stage: str) -> None:
             now = time.perf_counter()
             seconds[stage] = round(seconds.get(stage, 0.0) + now - clock[0], 3)
             clock[0] = now
-            bar.update(1)
-            bar.set_postfix_str(stage)
+            if on_stage is not None:
+                on_stage(stage)
 
         with torch.inference_mode():
             warnings = check_input(volume, model.expect, name)
@@ -174,7 +178,6 @@ class Contourer:
             if lcc:
                 labels = keep_largest_component(labels, lcc)
             finished("postprocess")
-        bar.close()
         organ_set = model.organs.subset(wanted) if len(wanted) < len(model.organs.names) \
             else model.organs
         result = LabelMap(np.ascontiguousarray(labels, dtype=np.uint8), volume.geometry,

@@ -15,13 +15,14 @@ top lists the cases, their seeds and the organ set, so a data set can be regener
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from autocontour.errors import OutputExistsError
+from autocontour.errors import InvalidInputError, OutputExistsError
 from autocontour.io import write_volume
 from autocontour.phantoms import PhantomCase, make_case
 
@@ -58,10 +59,19 @@ def write_case(case: PhantomCase, case_dir: Path, dicom: bool = True) -> dict[st
 
 def write_cases(site: str, cases: int, out: Path, seed: int = 0,
                 shape: tuple[int, int, int] | None = None, sex: str | None = None,
-                dicom: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Generate ``cases`` phantoms with seeds seed, seed+1, ... and write them under ``out``."""
+                dicom: bool = True, progress: bool = True,
+                on_case: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Generate ``cases`` phantoms with seeds seed, seed+1, ... and write them under ``out``.
+
+    Args:
+        on_case: called with each case's ID once it is written.
+
+    Raises:
+        InvalidInputError: fewer than one case.
+        OutputExistsError: ``out`` already holds a phantom set.
+    """
     if cases < 1:
-        raise ValueError(f"--cases must be at least 1, got {cases}")
+        raise InvalidInputError(f"--cases must be at least 1, got {cases}")
     manifest_path = out / "phantoms.json"
     if manifest_path.exists():
         raise OutputExistsError(f"{manifest_path}: a phantom set is already there; choose "
@@ -71,6 +81,8 @@ def write_cases(site: str, cases: int, out: Path, seed: int = 0,
     for i in tqdm(range(cases), desc=f"{site} phantoms", unit="case", disable=not progress):
         case = make_case(site, seed + i, shape, **kwargs)
         entries.append(write_case(case, out / case.case_id, dicom=dicom))
+        if on_case is not None:
+            on_case(case.case_id)
     organs = case.labels.organs
     manifest = {"site": case.site, "seed": seed, "shape_zyx": list(case.labels.shape),
                 "organ_set": organs.to_dict(), "cases": entries}

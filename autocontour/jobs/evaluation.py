@@ -1,4 +1,4 @@
-"""The file-level job behind ``autocontour evaluate``: pair label-map files by case, score, report.
+"""The evaluate job behind ``autocontour evaluate``: pair label-map files by case, score, report.
 
 PRED and GT are each one label-map file (NIfTI, NRRD, HDF5) or a folder of them. In a folder a
 case is either a file ``<case>.nii.gz`` (any label suffix) or a sub-folder ``<case>/`` holding
@@ -10,11 +10,12 @@ in one case scores as rightly absent (see ``autocontour.evaluation.report``).
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from autocontour.errors import InvalidInputError, OutputExistsError
 from autocontour.evaluation.plots import boxplot_per_organ
@@ -27,8 +28,9 @@ from autocontour.evaluation.report import (
     write_csv,
 )
 from autocontour.evaluation.stats import compare_markdown, compare_models
-from autocontour.io import read_labels
-from autocontour.organs import OrganSet
+from autocontour.io.formats import read_labels
+from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
+from autocontour.organs import OrganSet, get_organ_set
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".h5", ".hdf5")
 COMPARED_METRICS = ("dice", "hd95_mm", "surface_dice")
@@ -115,7 +117,7 @@ def pair_cases(pred: str | Path, truth: str | Path) -> dict[str, tuple[Path, Pat
 
 def evaluate_files(pred: str | Path, truth: str | Path, organs: OrganSet,
                    tolerance_mm: float = 2.0, empty_rule: EmptyRule = EmptyRule.EXCLUDE,
-                   progress: bool = False) -> list[dict[str, Any]]:
+                   on_case: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Score every case of ``pred`` against ``truth`` (see ``evaluation.report.evaluate_case``).
 
     Args:
@@ -124,7 +126,7 @@ def evaluate_files(pred: str | Path, truth: str | Path, organs: OrganSet,
         organs: organ set whose label values both sides use.
         tolerance_mm: surface Dice tolerance in mm.
         empty_rule: HD95/ASSD of an organ missing on one side.
-        progress: show a progress bar over cases.
+        on_case: called with each case's name once it is scored.
 
     Returns:
         Rows of every case and organ, organs absent from every file on both sides left out.
@@ -136,19 +138,20 @@ def evaluate_files(pred: str | Path, truth: str | Path, organs: OrganSet,
     rows: list[dict[str, Any]] = []
     pairs = pair_cases(pred, truth)
     organ_labels = [(o.name, o.label) for o in organs]
-    for case, (pred_file, truth_file) in tqdm(pairs.items(), desc="evaluate", unit="case",
-                                              disable=not progress):
+    for case, (pred_file, truth_file) in pairs.items():
         truth_map = read_labels(truth_file, organs)
         pred_map = read_labels(pred_file, organs, reference=truth_map)
         rows += evaluate_case(pred_map.array, truth_map.array, truth_map.spacing, organ_labels,
                               tolerance_mm, case=case, empty_rule=empty_rule)
+        if on_case is not None:
+            on_case(case)
     seen = {r["organ"] for r in rows if not (r["pred_empty"] and r["truth_empty"])}
     return [r for r in rows if r["organ"] in seen]
 
 
 @dataclass
 class EvaluationReport:
-    """What ``run_evaluation`` computed and wrote, with the inputs and options it used.
+    """What :func:`evaluate` computed and wrote, with the inputs and options it used.
 
     Attributes:
         pred, truth, compare: the input paths (``compare`` None without a second prediction).
@@ -178,41 +181,81 @@ def _output_names(compare: bool) -> list[str]:
     return names + (["cases_b.csv", "summary_b.csv", "wilcoxon.csv"] if compare else [])
 
 
-def run_evaluation(pred: str | Path, truth: str | Path, organs: OrganSet, *,
-                   out: str | Path | None = None, tolerance_mm: float = 2.0,
-                   compare: str | Path | None = None,
-                   empty_rule: EmptyRule = EmptyRule.EXCLUDE, overwrite: bool = False,
-                   progress: bool = False) -> EvaluationReport:
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """What to score against what, and where the report goes.
+
+    Attributes:
+        pred: predicted label-map file or folder of cases.
+        truth: truth label-map file or folder with the same case names.
+        organs: organ set name (head-neck, pelvis, chest) both sides use.
+        out: folder for the CSV/Markdown tables and box plots; None: nothing written.
+        tolerance_mm: surface Dice tolerance in mm.
+        compare: a second prediction, tested against ``pred`` per organ (paired Wilcoxon).
+        empty_rule: HD95/ASSD of an organ empty on one side ("exclude" or "diagonal").
+        overwrite: replace an earlier report in ``out``.
+    """
+
+    pred: str | Path
+    truth: str | Path
+    organs: str
+    out: str | Path | None = None
+    tolerance_mm: float = 2.0
+    compare: str | Path | None = None
+    empty_rule: str = EmptyRule.EXCLUDE.value
+    overwrite: bool = False
+
+
+def evaluate(request: EvaluateRequest, progress: ProgressCallback | None = None,
+             cancel: CancelCheck | None = None) -> EvaluationReport:
     """Evaluate a prediction (and optionally a second one) against the truth; write the report.
 
     Files written to ``out`` (when given): ``cases.csv``, ``summary.csv``, ``report.md``,
     ``boxplots.png`` (Dice and HD95 per organ); with ``compare`` also ``cases_b.csv``,
-    ``summary_b.csv`` and ``wilcoxon.csv`` (paired tests of Dice, HD95 and surface Dice).
+    ``summary_b.csv`` and ``wilcoxon.csv`` (paired tests of Dice, HD95 and surface Dice). They are
+    written beside the folder first and moved in when all are complete.
 
     Raises:
         OutputExistsError: an output file exists and ``overwrite`` is False (checked first;
             nothing is written).
-        InvalidInputError: a negative tolerance; see also ``evaluate_files``.
+        InvalidInputError: a negative tolerance, an unknown organ set; see also
+            ``evaluate_files``.
         GeometryMismatchError: see ``evaluate_files``.
+        JobCancelled: ``cancel`` said stop (nothing written).
     """
+    tolerance_mm, compare = request.tolerance_mm, request.compare
     if not tolerance_mm >= 0:
         raise InvalidInputError(f"surface Dice tolerance must be >= 0 mm, got {tolerance_mm}")
-    out = Path(out) if out is not None else None
-    if out is not None and not overwrite:
+    organs = get_organ_set(request.organs)
+    empty_rule = EmptyRule(request.empty_rule)
+    out = Path(request.out) if request.out is not None else None
+    if out is not None and not request.overwrite:
         existing = [out / n for n in _output_names(compare is not None) if (out / n).exists()]
         if existing:
             raise OutputExistsError(f"{existing[0]}: already exists; pass --overwrite to replace "
                                     "the report")
-    rows = evaluate_files(pred, truth, organs, tolerance_mm, empty_rule, progress)
-    report = EvaluationReport(Path(pred), Path(truth), Path(compare) if compare else None,
-                              tolerance_mm, EmptyRule(empty_rule), rows, summarise(rows))
+    pairs = len(pair_cases(request.pred, request.truth))
     if compare is not None:
-        report.rows_b = evaluate_files(compare, truth, organs, tolerance_mm, empty_rule, progress)
+        pairs += len(pair_cases(compare, request.truth))
+    reporter = Reporter([f"case {i}" for i in range(pairs)] + (["write"] if out else []),
+                        progress, cancel, job="the evaluation")
+
+    def on_case(case: str) -> None:
+        reporter.finished(f"case {case}")
+
+    rows = evaluate_files(request.pred, request.truth, organs, tolerance_mm, empty_rule, on_case)
+    report = EvaluationReport(Path(request.pred), Path(request.truth),
+                              Path(compare) if compare else None, tolerance_mm, empty_rule, rows,
+                              summarise(rows))
+    if compare is not None:
+        report.rows_b = evaluate_files(compare, request.truth, organs, tolerance_mm, empty_rule,
+                                       on_case)
         report.summary_b = summarise(report.rows_b)
         report.comparisons = {m: compare_models(rows, report.rows_b, metric=m)
                               for m in COMPARED_METRICS}
     if out is not None:
-        report.written = _write(report, out)
+        report.written = _write_atomically(report, out)
+        reporter.finished("write", str(out), last=True)
     return report
 
 
@@ -240,9 +283,22 @@ def report_markdown(report: EvaluationReport) -> str:
     return "\n".join(parts)
 
 
-def _write(report: EvaluationReport, out: Path) -> list[Path]:
-    """Write the report files into ``out`` (created if needed); returns the paths written."""
+def _write_atomically(report: EvaluationReport, out: Path) -> list[Path]:
+    """Write the report files beside ``out``, then move them in; returns the paths in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".evaluate.partial-{os.getpid()}"
+    tmp.mkdir(exist_ok=True)
+    try:
+        written = [out / path.name for path in _write(report, tmp)]
+        for path in written:
+            os.replace(tmp / path.name, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
+def _write(report: EvaluationReport, out: Path) -> list[Path]:
+    """Write the report files into ``out``; returns the paths written."""
     written = [write_csv(report.rows, out / "cases.csv"),
                write_csv(report.summary, out / "summary.csv")]
     md = out / "report.md"

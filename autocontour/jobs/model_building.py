@@ -1,7 +1,7 @@
-"""Train the members of a combined model, choose its rule on validation, write the model file.
+"""The build-model job: train a combined model's members, choose its rule, write the model file.
 
 Used by ``scripts/train_default_model.py`` (the shipped model) and by the table-1 experiment
-(``experiments/table1_combined.py``), one fold each:
+(``experiments/table1_combined.py``), one fold each (:func:`build_model`):
 
 1. each member (:class:`MemberPlan`) is trained by the training engine into ``out/<member>/``
    on the data set's fold (a finished member is re-used, so an interrupted build continues);
@@ -27,10 +27,12 @@ import numpy as np
 import torch
 
 from autocontour import __version__
+from autocontour.artifacts.config import TrainConfig
+from autocontour.artifacts.files import load_trained_network
 from autocontour.data.cache import CaseCache
-from autocontour.data.importer import CACHE_NAME, write_json
-from autocontour.data.splits import load_splits, splits_path
-from autocontour.evaluation import dice
+from autocontour.data.folder import DatasetFolder, write_json
+from autocontour.evaluation.overlap import dice
+from autocontour.evaluation.surface import surface_scores
 from autocontour.inference.checks import InputExpectations
 from autocontour.inference.combined import (
     ContourModel,
@@ -41,8 +43,8 @@ from autocontour.inference.combined import (
 )
 from autocontour.inference.model_file import save_model
 from autocontour.inference.postprocess import choose_largest_component, keep_largest_component
-from autocontour.training.checkpoint import load_for_inference
-from autocontour.training.config import TrainConfig
+from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
+from autocontour.training.callbacks import Callback
 from autocontour.training.engine import Trainer
 
 
@@ -72,7 +74,7 @@ class BuildResult:
 
 
 def train_member(plan: MemberPlan, dataset: Path, out: Path, fold: int, folds: int,
-                 progress: bool = True) -> Path:
+                 callbacks: Sequence[Callback] = ()) -> Path:
     """Train one member (or re-use a finished run); returns its checkpoint.
 
     The best-validation checkpoint is used for whole-volume members; a region member's
@@ -82,7 +84,8 @@ def train_member(plan: MemberPlan, dataset: Path, out: Path, fold: int, folds: i
     config = TrainConfig.from_dict({**plan.config, "dataset": str(dataset), "out": str(run),
                                     "fold": fold, "folds": folds})
     if not (run / "result.json").is_file():
-        Trainer(config, progress=progress).fit(resume=(run / "last.pt").is_file())
+        Trainer(config, callbacks=list(callbacks), progress=False).fit(
+            resume=(run / "last.pt").is_file())
     best = run / "best.pt"
     return best if plan.roi is None and best.is_file() else run / "last.pt"
 
@@ -92,11 +95,12 @@ def load_members(plans: Sequence[MemberPlan], checkpoints: Mapping[str, Path]
     """The trained members, with the recipe and organ set they share."""
     members, recipe, organs, seconds = {}, None, None, {}
     for plan in plans:
-        net, r, o, config = load_for_inference(checkpoints[plan.name])
+        trained = load_trained_network(checkpoints[plan.name])
+        r, o = trained.recipe, trained.organs
         if recipe is not None and (r.to_dict() != recipe.to_dict() or o.names != organs.names):
             raise ValueError(f"member {plan.name} was trained with another recipe or organ set")
         recipe, organs = r, o
-        members[plan.name] = Member(plan.name, net, tuple(config["patch_size"]), plan.roi)
+        members[plan.name] = Member(plan.name, trained.net, trained.config.patch_size, plan.roi)
         seconds[plan.name] = _training_seconds(checkpoints[plan.name].parent)
     return members, recipe, organs, seconds
 
@@ -137,8 +141,6 @@ def validate(model: ContourModel, cache: CaseCache, case_ids: Sequence[str],
         {"cases": {case: {member: {organ: {"dice", "hd95_mm"}}}}, "member_dice": {member:
         {organ: mean Dice}}} plus, after :func:`finish_rule`, the combined rows.
     """
-    from autocontour.evaluation import surface_scores
-
     cases: dict[str, Any] = {}
     truths, images = {}, {}
     for cid in case_ids:
@@ -177,8 +179,6 @@ def _mean_dice(cases: Mapping[str, Any], member: str) -> dict[str, float]:
 def finish_rule(model: ContourModel, validation: dict[str, Any],
                 device: str | torch.device = "cpu") -> ContourModel:
     """Choose the rule, fall-backs and largest-component switches; score the combined model."""
-    from autocontour.evaluation import surface_scores
-
     rule, fallback = choose_rule(validation["member_dice"], model.organs.names, model.members)
     model = replace(model, rule=rule, fallback=fallback, largest_component={})
     preds, truths = [], []
@@ -205,33 +205,91 @@ def finish_rule(model: ContourModel, validation: dict[str, Any],
     return model
 
 
-def build_combined_model(dataset: str | Path, out: str | Path, plans: Sequence[MemberPlan], *,
-                         name: str, fold: int = 0, folds: int = 5, model_path: str | Path,
-                         device: str = "cpu", info: Mapping[str, Any] | None = None,
-                         progress: bool = True) -> BuildResult:
-    """Train (or re-use) the members on one fold, choose the rule, write the model file."""
-    dataset, out = Path(dataset), Path(out)
+@dataclass(frozen=True)
+class BuildModelRequest:
+    """A combined model to build on one fold of a data set.
+
+    Attributes:
+        dataset: the data set folder (``autocontour dataset import``).
+        out: the build folder (one run folder per member, ``validation.json``).
+        plans: how to train each member.
+        name: the model's name.
+        model_path: where the model file goes (replaced when it exists: a build is re-run to
+            update its model).
+        fold, folds: the fold of the k-fold split whose validation cases choose the rule.
+        device: where validation runs.
+        info: provenance added to the model file (command, seed, ...).
+    """
+
+    dataset: str | Path
+    out: str | Path
+    plans: tuple[MemberPlan, ...]
+    name: str
+    model_path: str | Path
+    fold: int = 0
+    folds: int = 5
+    device: str = "cpu"
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _MemberProgress(Callback):
+    """A member's training steps as progress reports of the build (and cancellation checks)."""
+
+    def __init__(self, reporter: Reporter, member: str, share: float, start: float) -> None:
+        self.reporter, self.member, self.share, self.start = reporter, member, share, start
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
+        total = trainer.config.epochs * trainer.config.steps_per_epoch
+        self.reporter.note(f"train {self.member}", f"step {step} loss {loss:.4f}",
+                           self.start + self.share * step / total)
+        self.reporter.check()
+
+
+def build_model(request: BuildModelRequest, progress: ProgressCallback | None = None,
+                cancel: CancelCheck | None = None) -> BuildResult:
+    """Train (or re-use) the members on one fold, choose the rule, write the model file.
+
+    Raises:
+        InvalidInputError: no data set, a bad member config, a fold outside the split.
+        JobCancelled: ``cancel`` said stop (finished member runs stay and are re-used).
+    """
+    dataset, out = Path(request.dataset), Path(request.out)
+    plans, fold, folds = request.plans, request.fold, request.folds
+    folder = DatasetFolder(dataset)
+    folder.require()
     started = time.perf_counter()
-    checkpoints = {p.name: train_member(p, dataset, out, fold, folds, progress) for p in plans}
+    stages = [f"train {p.name}" for p in plans] + ["validate", "rule", "write"]
+    reporter = Reporter(stages, progress, cancel, job=f"building {request.name}",
+                        kept="finished member runs stay and are re-used by the next build")
+    reporter.check()
+    checkpoints = {}
+    for plan in plans:
+        hook = _MemberProgress(reporter, plan.name, 1.0 / len(stages),
+                               reporter.done / len(stages))
+        checkpoints[plan.name] = train_member(plan, dataset, out, fold, folds, [hook])
+        reporter.finished(f"train {plan.name}")
     members, recipe, organs, seconds = load_members(plans, checkpoints)
     if recipe is None or organs is None:
         raise ValueError("no member to build a model from")
-    cache = CaseCache(dataset / CACHE_NAME)
-    split = load_splits(splits_path(dataset, folds))[fold]
+    cache = folder.cache()
+    split = folder.splits(folds)[fold]
     spacing = np.median([cache.geometry(c).spacing for c in split["train"]], 0)
     expect = InputExpectations("CT", tuple(float(s) for s in spacing), "LPS")
-    model = ContourModel(name, organs, recipe, expect, members,
+    model = ContourModel(request.name, organs, recipe, expect, members,
                          {o: next(iter(members)) for o in organs.names})
-    validation = validate(model, cache, split["val"], device)
-    model = finish_rule(model, validation, device)
+    validation = validate(model, cache, split["val"], request.device)
+    reporter.finished("validate", f"{len(split['val'])} validation cases")
+    model = finish_rule(model, validation, request.device)
+    reporter.finished("rule")
     validation.pop("_images"), validation.pop("_truths")
     model.info = {"autocontour_version": __version__, "fold": fold, "folds": folds,
                   "train_cases": list(split["train"]), "val_cases": list(split["val"]),
                   "training_seconds": seconds,
                   "build_seconds": round(time.perf_counter() - started, 1),
-                  "validation_dice": validation["member_dice"], **dict(info or {})}
-    path = save_model(model, model_path, overwrite=True)
+                  "validation_dice": validation["member_dice"], **dict(request.info)}
+    path = save_model(model, request.model_path, overwrite=True)
     write_json(out / "validation.json", {"rule": model.rule, "fallback": model.fallback,
                                          "largest_component": model.largest_component,
                                          **validation})
+    reporter.finished("write", str(path), last=True)
     return BuildResult(model, path, validation)

@@ -1,0 +1,97 @@
+"""User-level jobs: one function per thing a user asks for, called by every front end.
+
+The CLI, the web service and the DICOM node run the same work through these functions, so they
+get the same result from the same code. Each job takes one typed request (a frozen dataclass),
+returns a typed result, reports progress through a callback (:class:`Progress`: stage, fraction
+of the job done, message), checks a cancellation callable between stages (raising
+:class:`~autocontour.errors.JobCancelled`), never prints, and writes its outputs atomically
+(temporary name, then rename), never over an existing result unless asked.
+
+============================== ============================== ===============================
+job                            request                        result
+============================== ============================== ===============================
+:func:`predict`                :class:`PredictRequest`        :class:`PredictResult`
+:func:`run_demo`               :class:`DemoRequest`           :class:`DemoResult`
+:func:`evaluate`               :class:`EvaluateRequest`       ``EvaluationReport``
+:func:`train`                  :class:`TrainRequest`          :class:`TrainResult`
+:func:`build_model`            :class:`BuildModelRequest`     :class:`BuildResult`
+:func:`import_dataset`         :class:`ImportRequest`         :class:`ImportResult`
+:func:`split_dataset`          :class:`SplitRequest`          ``SplitResult``
+:func:`export_dataset`         :class:`ExportRequest`         ``ExportResult``
+:func:`write_phantoms`         :class:`PhantomRequest`        :class:`PhantomResult`
+============================== ============================== ===============================
+
+Example::
+
+    from autocontour.jobs import PredictRequest, predict
+
+    result = predict(PredictRequest("ct_folder/", "out/"),
+                     progress=lambda p: print(f"{p.fraction:4.0%} {p.stage}"))
+
+Names are imported on first use, so ``import autocontour.jobs`` stays light (the CLI refuses a
+bad path before PyTorch is imported).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from autocontour.jobs.base import CancelCheck, Progress, ProgressCallback, Reporter
+
+_LAZY = {
+    **dict.fromkeys(("PredictRequest", "PredictResult", "predict", "load_contourer"),
+                    "autocontour.jobs.prediction"),
+    **dict.fromkeys(("DemoRequest", "DemoResult", "run_demo"), "autocontour.jobs.demo"),
+    **dict.fromkeys(("EvaluateRequest", "EvaluationReport", "evaluate"),
+                    "autocontour.jobs.evaluation"),
+    **dict.fromkeys(("TrainRequest", "TrainResult", "train"), "autocontour.jobs.training"),
+    **dict.fromkeys(("BuildModelRequest", "BuildResult", "MemberPlan", "build_model"),
+                    "autocontour.jobs.model_building"),
+    **dict.fromkeys(("ImportRequest", "ImportResult", "import_dataset", "fingerprint_dataset",
+                     "SplitRequest", "split_dataset", "ExportRequest", "export_dataset"),
+                    "autocontour.jobs.dataset"),
+    **dict.fromkeys(("PhantomRequest", "PhantomResult", "write_phantoms"),
+                    "autocontour.jobs.phantoms"),
+}
+
+if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_exports.py)
+    from autocontour.jobs.dataset import (
+        ExportRequest,
+        ImportRequest,
+        ImportResult,
+        SplitRequest,
+        export_dataset,
+        fingerprint_dataset,
+        import_dataset,
+        split_dataset,
+    )
+    from autocontour.jobs.demo import DemoRequest, DemoResult, run_demo
+    from autocontour.jobs.evaluation import EvaluateRequest, EvaluationReport, evaluate
+    from autocontour.jobs.model_building import (
+        BuildModelRequest,
+        BuildResult,
+        MemberPlan,
+        build_model,
+    )
+    from autocontour.jobs.phantoms import PhantomRequest, PhantomResult, write_phantoms
+    from autocontour.jobs.prediction import PredictRequest, PredictResult, load_contourer, predict
+    from autocontour.jobs.training import TrainRequest, TrainResult, train
+
+__all__ = ["BuildModelRequest", "BuildResult", "CancelCheck", "DemoRequest", "DemoResult",
+           "EvaluateRequest", "EvaluationReport", "ExportRequest", "ImportRequest",
+           "ImportResult", "MemberPlan", "PhantomRequest", "PhantomResult", "PredictRequest",
+           "PredictResult", "Progress", "ProgressCallback", "Reporter", "SplitRequest",
+           "TrainRequest", "TrainResult", "build_model", "evaluate", "export_dataset",
+           "fingerprint_dataset", "import_dataset", "load_contourer", "predict", "run_demo",
+           "split_dataset", "train", "write_phantoms"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'autocontour.jobs' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

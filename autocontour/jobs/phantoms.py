@@ -1,0 +1,90 @@
+"""The phantom job behind ``autocontour phantom``: synthetic cases written as a clinic's data.
+
+Cases are generated and written into a temporary folder inside ``out`` and moved into place
+only when every case and the ``phantoms.json`` manifest are complete, so an interrupted run
+leaves nothing half-written; an existing phantom set is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autocontour.errors import InvalidInputError, OutputExistsError
+from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
+from autocontour.phantoms.export import write_cases
+
+
+@dataclass(frozen=True)
+class PhantomRequest:
+    """Which phantoms to write.
+
+    Attributes:
+        site: "head-neck", "pelvis" or "chest".
+        cases: how many (seeds seed, seed+1, ...).
+        out: the output folder (one sub-folder per case, ``phantoms.json``).
+        seed: the first case's seed.
+        shape: the grid (z, y, x); None: the small test size.
+        sex: pelvis only: "male" (prostate) or "female" (cervix CTV); None: by seed.
+        dicom: also write the DICOM CT series and the RTSTRUCT (NIfTI only otherwise).
+    """
+
+    site: str
+    cases: int
+    out: str | Path
+    seed: int = 0
+    shape: tuple[int, int, int] | None = None
+    sex: str | None = None
+    dicom: bool = True
+
+
+@dataclass
+class PhantomResult:
+    """The folder written and its manifest (``phantoms.json``)."""
+
+    out: Path
+    manifest: dict[str, Any]
+
+
+def write_phantoms(request: PhantomRequest, progress: ProgressCallback | None = None,
+                   cancel: CancelCheck | None = None) -> PhantomResult:
+    """Generate and write the phantom cases.
+
+    Raises:
+        InvalidInputError: fewer than one case, an unknown site, or ``out`` is a file.
+        UnknownOptionError: an unknown site or sex (with the closest one).
+        OutputExistsError: ``out`` holds a phantom set, or a folder of a case to write.
+        JobCancelled: ``cancel`` said stop (nothing written).
+    """
+    out = Path(request.out)
+    if request.cases < 1:
+        raise InvalidInputError(f"--cases must be at least 1, got {request.cases}")
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out}: is a file, not a folder; choose another --out")
+    if (out / "phantoms.json").exists():
+        raise OutputExistsError(f"{out / 'phantoms.json'}: a phantom set is already there; "
+                                "choose another --out")
+    reporter = Reporter([f"case {i}" for i in range(request.cases)], progress, cancel,
+                        job="writing phantoms")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".phantoms.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        manifest = write_cases(request.site, request.cases, tmp, seed=request.seed,
+                               shape=request.shape, sex=request.sex, dicom=request.dicom,
+                               progress=False, on_case=reporter.finished)
+        taken = [e["case_id"] for e in manifest["cases"] if (out / e["case_id"]).exists()]
+        if taken:
+            raise OutputExistsError(f"{out / taken[0]}: already there; choose another --out")
+        for entry in manifest["cases"]:
+            os.replace(tmp / entry["case_id"], out / entry["case_id"])
+        os.replace(tmp / "phantoms.json", out / "phantoms.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    return PhantomResult(out, manifest)

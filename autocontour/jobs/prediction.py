@@ -1,0 +1,130 @@
+"""The main job: contour a CT and write what the planning system imports.
+
+The CLI's ``autocontour predict``, the demo, and (later) the service and the DICOM node call
+:func:`predict`. A service keeps a :class:`~autocontour.inference.Contourer` warm and passes it
+in, so the model is loaded once::
+
+    from autocontour.jobs import PredictRequest, predict
+
+    def show(p):  # a Progress report: stage, fraction of the job done, message
+        print(f"{p.fraction:4.0%} {p.stage} {p.message}")
+
+    result = predict(PredictRequest("ct_folder/", "contours/"), progress=show)
+    print(result.report["organs"])
+
+Outputs (``rtstruct.dcm``, ``seg.dcm``, ``labels.nii.gz``, ``overview.png``, ``report.json``) are
+written into a temporary folder that is renamed when complete
+(:func:`~autocontour.inference.outputs.write_outputs`); an existing result is replaced only with
+``overwrite``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autocontour.errors import InvalidInputError
+from autocontour.inference.outputs import write_outputs
+from autocontour.inference.pipeline import DEFAULT_MODEL, Contourer
+from autocontour.io.formats import read_volume
+from autocontour.io.volume import LabelMap
+from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter, refuse_existing
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """What to contour, with what, and where the result goes.
+
+    Attributes:
+        input: a CT as a DICOM series folder or zip, NIfTI, NRRD or HDF5.
+        output: the output folder (must be new or empty unless ``overwrite``).
+        model: a model file or training checkpoint; None: the shipped model.
+        device: "cpu", "cuda", "cuda:N" or "auto".
+        tta: average with the left-right mirrored CT (about twice the network time).
+        organs: only these organs (names of the model's organ set); None: all.
+        series: SeriesInstanceUID or SeriesNumber when the input holds several series.
+        overwrite: replace an existing output folder.
+        name: how the report and messages name the input (default: the input path).
+    """
+
+    input: str | Path
+    output: str | Path
+    model: str | Path | None = None
+    device: str = "auto"
+    tta: bool = False
+    organs: tuple[str, ...] | None = None
+    series: str | None = None
+    overwrite: bool = False
+    name: str | None = None
+
+
+@dataclass
+class PredictResult:
+    """What a contouring run wrote.
+
+    Attributes:
+        output: the output folder.
+        report: the content of ``report.json`` (organs and volumes, organs not found, seconds
+            per stage, warnings, the model, the files written).
+        model: the model's name.
+        labels: the label map on the input CT's grid (what ``labels.nii.gz`` holds).
+        warnings: what was noticed about the input and done about it.
+    """
+
+    output: Path
+    report: dict[str, Any]
+    model: str
+    labels: LabelMap
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_contourer(model: str | Path | None = None, device: str = "auto") -> Contourer:
+    """The contourer of a model file or checkpoint (None: the shipped model) on ``device``.
+
+    Raises:
+        InvalidInputError: an unreadable model file, or a device that is not there.
+    """
+    return Contourer.from_checkpoint(model if model is not None else DEFAULT_MODEL, device)
+
+
+def predict(request: PredictRequest, progress: ProgressCallback | None = None,
+            cancel: CancelCheck | None = None, contourer: Contourer | None = None
+            ) -> PredictResult:
+    """Contour the request's CT and write the outputs.
+
+    Args:
+        request: the request.
+        progress: called with a :class:`~autocontour.jobs.base.Progress` after each stage
+            (load model, read, the pipeline's stages, write).
+        cancel: asked between stages; True stops the job (nothing is written).
+        contourer: a model already loaded (e.g. kept warm by a service); None: load
+            ``request.model``.
+
+    Raises:
+        OutputExistsError: the output holds files and ``overwrite`` is False (checked before
+            anything is read).
+        InvalidInputError: an unreadable or refused input, an unknown organ, a bad model file.
+        JobCancelled: ``cancel`` said stop.
+    """
+    out = Path(request.output)
+    refuse_existing(out, request.overwrite)
+    if not Path(request.input).exists():  # refused before the model is loaded
+        raise InvalidInputError(f"{request.input}: no such file or folder")
+    source = request.name or str(request.input)
+    reporter = Reporter(["load model", "read"], progress, cancel, job=f"contouring {source}")
+    reporter.check()
+    if contourer is None:
+        contourer = load_contourer(request.model, request.device)
+    reporter.stages += contourer.stages(request.organs) + ["write"]
+    reporter.finished("load model", contourer.model.name)
+    warnings: list[str] = []
+    ct = read_volume(request.input, series=request.series, warnings=warnings)
+    reporter.finished("read", f"{source}: {'x'.join(map(str, ct.shape[::-1]))} voxels")
+    prediction = contourer.run(ct, tta=request.tta, organs=request.organs, name=source,
+                               on_stage=reporter.finished)
+    prediction.warnings[:0] = warnings
+    report = write_outputs(prediction, ct, out, source=source, overwrite=request.overwrite)
+    reporter.finished("write", str(out), last=True)
+    return PredictResult(out, report, contourer.model.name, prediction.labels,
+                         list(report["warnings"]))
