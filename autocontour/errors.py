@@ -1,7 +1,7 @@
 """Exceptions raised for problems a user can fix (bad files, wrong options).
 
 Every message names the file (or option) and the problem, so the CLI can print it as one line
-and exit non-zero without a traceback, and the web service can return it as a 4xx body.
+and exit non-zero without a traceback (and a future web service can return it as a 4xx body).
 
 The lowest module of the package (it imports nothing from it): :func:`look_up_option` and
 :func:`did_you_mean` write every "unknown X 'y'; did you mean 'z'? (choices: ...)" message.

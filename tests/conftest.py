@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
+import torch
 
 from autocontour.artifacts import TrainConfig
 from autocontour.data.importer import import_dataset
@@ -19,6 +20,15 @@ from autocontour.phantoms.export import write_cases
 pydicom.config.settings.writing_validation_mode = pydicom.config.RAISE
 
 TINY_HN = (16, 48, 48)  # (z, y, x): 16 slices of 48x48, enough for every organ to be drawn
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine, two threads per test run ~10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

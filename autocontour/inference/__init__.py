@@ -1,11 +1,12 @@
-"""Inference: sliding windows, TTA, the combined model, post-processing, the CT -> RTSTRUCT pipeline.
+"""Inference: the combined model, TTA, regrid, post-processing, the CT -> labels pipeline and outputs.
 
-``Contourer`` is the one code path of ``autocontour predict``, the demo and the web service::
+``Contourer`` is the one code path of the predict job (``autocontour predict`` and the demo;
+sliding windows are :mod:`autocontour.models.inferer`'s)::
 
     from autocontour.inference import Contourer
     labels = Contourer.from_checkpoint("model.pt").predict(volume)   # LabelMap on volume's grid
 
-Names are imported on first use, so importing one module (e.g. ``windows``) stays light.
+Names are imported on first use, so importing one module (e.g. ``regrid``) stays light.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""CT in, label map on the CT's own grid out: the one code path of the CLI, demo and service.
+"""CT in, label map on the CT's own grid out: the one code path of the predict job (CLI, demo).
 
-Stages (each timed, each a step of the progress bar):
+Stages (each timed, each reported to the caller's ``on_stage`` hook):
 
 1. check: modality, intensities, spacing and orientation against what the model was trained on
    (refusals raise, the rest become warnings);

@@ -1,7 +1,7 @@
 """User-level jobs: one function per thing a user asks for, called by every front end.
 
-The CLI, the web service and the DICOM node run the same work through these functions, so they
-get the same result from the same code. Each job takes one typed request (a frozen dataclass),
+The CLI runs its work through these functions, and the planned web service and DICOM node will
+call the same ones, so every front end gets the same result from the same code. Each job takes one typed request (a frozen dataclass),
 returns a typed result, reports progress through a callback (:class:`Progress`: stage, fraction
 of the job done, message), checks a cancellation callable between stages (raising
 :class:`~autocontour.errors.JobCancelled`), never prints, and writes its outputs atomically

@@ -4,8 +4,8 @@ A job is a function ``job(request, progress=None, cancel=None) -> result``: the 
 frozen dataclass, the result a dataclass, ``progress`` is called with :class:`Progress` reports
 (stage name, fraction of the whole job done, a message) and ``cancel`` is asked between stages
 whether to stop (the job then raises :class:`~autocontour.errors.JobCancelled` and leaves nothing
-half-written). A job never prints: the CLI turns the reports into a progress bar, the service
-into a progress field.
+half-written). A job never prints: the CLI turns the reports into a progress bar (the planned
+service will turn them into a progress field).
 """
 
 from __future__ import annotations
