@@ -77,23 +77,22 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from autocontour.io.inspect import describe, format_description
-    info = describe(args.path)
+    from autocontour.io.inspect import format_description
+    from autocontour.jobs.files import describe_file
+    info = describe_file(args.path)
     print(json.dumps(info, indent=2) if args.json else format_description(info))
     return 0
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from autocontour.io import read_volume, write_volume
-    warnings: list[str] = []
-    volume = read_volume(args.input, series=args.series, warnings=warnings)
-    if args.modality:
-        volume = volume.with_array(volume.array, modality=args.modality)
-    for w in warnings:
+    from autocontour.jobs.files import ConvertRequest, convert
+    result = convert(ConvertRequest(args.input, args.output, series=args.series,
+                                    modality=args.modality, overwrite=args.overwrite))
+    volume = result.volume
+    for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    out = write_volume(volume, args.output, overwrite=args.overwrite)
     z, y, x = volume.shape
-    print(f"{args.input} -> {out}: {x}x{y}x{z}, spacing "
+    print(f"{args.input} -> {result.output}: {x}x{y}x{z}, spacing "
           f"{'x'.join(f'{s:g}' for s in volume.spacing)} mm, {volume.geometry.orientation_code}")
     return 0
 
@@ -122,14 +121,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
-    from autocontour.jobs.prediction import load_contourer
-    model = load_contourer(args.model, "cpu").model
-    print(f"model {model.name} (trained with autocontour "
-          f"{model.info.get('autocontour_version', '?')}), recipe {model.recipe.name}, "
-          f"members: " + ", ".join(f"{n} ({type(m.net).__name__}"
-                                   f"{', region ' + 'x'.join(map(str, m.roi.size)) if m.roi else ''})"
-                                   for n, m in model.members.items()))
-    print(model.rule_table())
+    from autocontour.jobs.files import describe_model
+    model = describe_model(args.model)
+    print(f"model {model.name} (trained with autocontour {model.trained_with}), recipe "
+          f"{model.recipe}, members: " + ", ".join(f"{n} ({kind})"
+                                                   for n, kind in model.members.items()))
+    print(model.rule_table)
     return 0
 
 
@@ -242,25 +239,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             best = "none" if fit.best_metric is None else f"{fit.best_metric:.4f}"
             print(f"fold {fold}: {fit.epochs} epochs ({fit.stopped}), best mean Dice "
                   f"{best} at epoch {fit.best_epoch}; checkpoints in {fit.out}")
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from autocontour.training import TrainConfig, run_folds
-    from autocontour.training.distributed import distributed_session, env_from_environment
-    config = TrainConfig.from_yaml(args.config)
-    if args.device:
-        config = replace(config, device=args.device)
-    folds = args.folds or (config.fold if args.fold is None else args.fold)
-    with distributed_session():
-        results = run_folds(config, folds, resume=args.resume, progress=not args.quiet)
-    if env_from_environment().is_main:
-        for fold, result in results.items():
-            best = "none" if result.best_metric is None else f"{result.best_metric:.4f}"
-            print(f"fold {fold}: {result.epochs} epochs ({result.stopped}), best mean Dice "
-                  f"{best} at epoch {result.best_epoch}; checkpoints in {result.out}")
     return 0
 
 

@@ -164,3 +164,25 @@ def test_dataset_import_of_nifti_pairs_fingerprints_as_ct(tmp_path, capsys):
                              "--organs", "head-neck", "--quiet")
     assert code == 0, err
     assert "2 CT case(s)" in stdout and "nnunet-ct" in stdout
+
+
+def test_the_cli_only_parses_calls_a_job_and_prints():
+    """A front end holds no logic: cli.py imports jobs, errors and text-formatting helpers only."""
+    import ast
+    from pathlib import Path
+
+    from autocontour import cli
+    allowed_formatting = {("autocontour.io.inspect", "format_description"),
+                          ("autocontour.evaluation.report", "summary_markdown"),
+                          ("autocontour.evaluation.stats", "compare_markdown")}
+    tree = ast.parse(Path(cli.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.startswith("autocontour"):
+            if node.module in ("autocontour", "autocontour.errors") or \
+                    node.module.startswith("autocontour.jobs"):
+                continue
+            for alias in node.names:
+                assert (node.module, alias.name) in allowed_formatting, (
+                    f"cli.py line {node.lineno} imports {alias.name} from {node.module}: "
+                    "call a job instead")

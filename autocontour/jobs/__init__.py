@@ -19,6 +19,10 @@ job                            request                        result
 :func:`split_dataset`          :class:`SplitRequest`          ``SplitResult``
 :func:`export_dataset`         :class:`ExportRequest`         ``ExportResult``
 :func:`write_phantoms`         :class:`PhantomRequest`        :class:`PhantomResult`
+:func:`convert`                :class:`ConvertRequest`        :class:`ConvertResult`
+:func:`describe_file`          a path                         a JSON-ready ``dict``
+:func:`describe_model`         a model path (None: shipped)   :class:`ModelDescription`
+:func:`fingerprint_dataset`    a data set path                ``FingerprintResult``
 ============================== ============================== ===============================
 
 Example::
@@ -53,6 +57,8 @@ _LAZY = {
                     "autocontour.jobs.dataset"),
     **dict.fromkeys(("PhantomRequest", "PhantomResult", "write_phantoms"),
                     "autocontour.jobs.phantoms"),
+    **dict.fromkeys(("ConvertRequest", "ConvertResult", "ModelDescription", "convert",
+                     "describe_file", "describe_model"), "autocontour.jobs.files"),
 }
 
 if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_exports.py)
@@ -68,6 +74,14 @@ if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_ex
     )
     from autocontour.jobs.demo import DemoRequest, DemoResult, run_demo
     from autocontour.jobs.evaluation import EvaluateRequest, EvaluationReport, evaluate
+    from autocontour.jobs.files import (
+        ConvertRequest,
+        ConvertResult,
+        ModelDescription,
+        convert,
+        describe_file,
+        describe_model,
+    )
     from autocontour.jobs.model_building import (
         BuildModelRequest,
         BuildResult,
@@ -78,13 +92,46 @@ if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_ex
     from autocontour.jobs.prediction import PredictRequest, PredictResult, load_contourer, predict
     from autocontour.jobs.training import TrainRequest, TrainResult, train
 
-__all__ = ["BuildModelRequest", "BuildResult", "CancelCheck", "DemoRequest", "DemoResult",
-           "EvaluateRequest", "EvaluationReport", "ExportRequest", "ImportRequest",
-           "ImportResult", "MemberPlan", "PhantomRequest", "PhantomResult", "PredictRequest",
-           "PredictResult", "Progress", "ProgressCallback", "Reporter", "SplitRequest",
-           "TrainRequest", "TrainResult", "build_model", "evaluate", "export_dataset",
-           "fingerprint_dataset", "import_dataset", "load_contourer", "predict", "run_demo",
-           "split_dataset", "train", "write_phantoms"]
+__all__ = [
+    "BuildModelRequest",
+    "BuildResult",
+    "CancelCheck",
+    "ConvertRequest",
+    "ConvertResult",
+    "DemoRequest",
+    "DemoResult",
+    "EvaluateRequest",
+    "EvaluationReport",
+    "ExportRequest",
+    "ImportRequest",
+    "ImportResult",
+    "MemberPlan",
+    "ModelDescription",
+    "PhantomRequest",
+    "PhantomResult",
+    "PredictRequest",
+    "PredictResult",
+    "Progress",
+    "ProgressCallback",
+    "Reporter",
+    "SplitRequest",
+    "TrainRequest",
+    "TrainResult",
+    "build_model",
+    "convert",
+    "describe_file",
+    "describe_model",
+    "evaluate",
+    "export_dataset",
+    "fingerprint_dataset",
+    "import_dataset",
+    "load_contourer",
+    "predict",
+    "run_demo",
+    "split_dataset",
+    "train",
+    "write_phantoms",
+]
 
 
 def __getattr__(name: str) -> Any:
