@@ -11,11 +11,16 @@ Three layouts:
 
 Each case becomes a :class:`CaseSource` whose ``load()`` reads it; discovery problems that
 concern one case (no label, ambiguous files) become a skipped entry, never an abort.
+
+Without an organ set, a folder written by ``autocontour phantom`` uses the one its
+``phantoms.json`` records (:data:`PHANTOM_MANIFEST`); otherwise DICOM and nnU-Net sources guess it
+from the ROI/label names, and NIfTI pairs (numbers, no names) need it given.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +32,12 @@ from autocontour.io.dicom_series import read_dicom_series, scan
 from autocontour.io.formats import read_labels, read_volume
 from autocontour.io.rtstruct import guess_organ_set, read_rtstruct
 from autocontour.io.volume import LabelMap, Volume
-from autocontour.organs import OrganSet
+from autocontour.organs import OrganSet, get_organ_set
 
 LAYOUTS = ("auto", "dicom", "nifti", "nnunet")
 _VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".h5", ".hdf5")
+#: The manifest ``autocontour phantom`` writes beside its cases (site and organ set).
+PHANTOM_MANIFEST = "phantoms.json"
 _LABEL_WORDS = re.compile(r"(^|[_\-.])(label|labels|seg|segmentation|mask|gt|truth)([_\-.]|$)",
                           re.IGNORECASE)
 
@@ -249,18 +256,46 @@ def _load_nnunet(case_id: str, images: list[Path], label: Path, names: dict[str,
     return LoadedCase(*load_case(case_id, images, label, names, organs, modalities))
 
 
-def find_cases(src: str | Path, organs: OrganSet | None, layout: str = "auto"
-               ) -> tuple[str, OrganSet, list[CaseSource]]:
-    """(layout used, organ set (given or guessed from the names), the cases found) under ``src``.
+def recorded_organs(src: Path) -> OrganSet | None:
+    """The organ set a phantom folder's :data:`PHANTOM_MANIFEST` records, else None.
+
+    The manifest's ``organ_set`` (exact names and label values) is used; a manifest with only
+    a ``site`` gives that site's set.
 
     Raises:
-        InvalidInputError: no such folder, an empty one, or no case found.
-        UnknownOptionError: an unknown layout name.
+        InvalidInputError: the manifest is there but unreadable or names no organ set.
+    """
+    path = src / PHANTOM_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+        if "organ_set" in manifest:
+            return OrganSet.from_dict(manifest["organ_set"])
+        return get_organ_set(manifest["site"])
+    except (OSError, ValueError, KeyError, TypeError, UnknownOptionError) as exc:
+        raise InvalidInputError(f"{path}: cannot read the organ set it records ({exc}); pass "
+                                "--organs") from exc
+
+
+def find_cases(src: str | Path, organs: OrganSet | None, layout: str = "auto"
+               ) -> tuple[str, OrganSet, list[CaseSource]]:
+    """(layout used, organ set, the cases found) under ``src``.
+
+    The organ set is ``organs`` when given, else the one a phantom folder's manifest records
+    (:func:`recorded_organs`), else guessed from the ROI/label names (DICOM, nnU-Net).
+
+    Raises:
+        InvalidInputError: no such folder, an empty one, no case found, or an unreadable
+            phantom manifest (without ``organs``).
+        UnknownOptionError: an unknown layout name, or NIfTI pairs without an organ set.
     """
     src = Path(src)
     if layout not in LAYOUTS:
         raise UnknownOptionError(f"unknown layout {layout!r} (choices: {', '.join(LAYOUTS)})")
     layout = detect_layout(src) if layout == "auto" else layout
+    if organs is None and src.is_dir():
+        organs = recorded_organs(src)
     finder = {"dicom": _dicom_sources, "nifti": _nifti_sources, "nnunet": _nnunet_sources}
     organs, sources = finder[layout](src, organs)
     if not sources:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -68,18 +68,27 @@ def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> FileMe
     return meta
 
 
+def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
+    """A new name beside ``path`` for a file or folder that is written, then renamed into place.
+
+    The name is only chosen, not created: whatever creates it (``open``, ``mkdir``) gives it the
+    mode the user's umask allows, like any other file, whereas ``tempfile.mkstemp``/``mkdtemp``
+    create 0600/0700, which an import service running as another user cannot read.
+    """
+    return path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:12]}{suffix}")
+
+
 def atomic_save(dataset: Dataset, path: Path) -> None:
     """Save a pydicom/highdicom dataset through a temporary file renamed into place, so that a
-    failure never leaves a half-written file where a complete one is expected."""
+    failure never leaves a half-written file where a complete one is expected. The file's mode
+    follows the umask (see :func:`temporary_sibling`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temporary_sibling(path)
     try:
         dataset.save_as(tmp, enforce_file_format=True)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def _stored_values(array: np.ndarray, modality: str) -> tuple[np.ndarray, float, float]:
@@ -256,7 +265,8 @@ def write_dicom_series(volume: Volume, out_dir: str | Path, *, modality: str = "
     uids = [make_uid(uid_root, uid_seed, "image", series_uid, k) for k in range(g.shape[0])]
     names = [f"{modality}_{k + 1:04d}.dcm" for k in range(g.shape[0])]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = temporary_sibling(out_dir, "")
+    tmp.mkdir()  # not tempfile.mkdtemp (0700): the series folder follows the umask
     try:
         for k in range(g.shape[0]):
             _place(ds, g, k, uids[k])

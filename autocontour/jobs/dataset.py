@@ -18,7 +18,8 @@ from autocontour.data.importer import import_dataset as import_cases
 from autocontour.data.nnunet import export_nnunet
 from autocontour.data.recipes import Recipe
 from autocontour.errors import InvalidInputError, OutputExistsError
-from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
+from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter, atomic_folder
+from autocontour.jobs.checks import check_output_folder
 from autocontour.organs import get_organ_set
 
 
@@ -29,7 +30,8 @@ class ImportRequest:
     Attributes:
         source: a folder of DICOM case folders, NIfTI pairs or an nnU-Net raw data set.
         out: the data set folder (created or added to).
-        organs: organ set name (head-neck, pelvis, chest); None: guessed from ROI names.
+        organs: organ set name (head-neck, pelvis, chest); None: the one a phantom folder's
+            ``phantoms.json`` records, else guessed from ROI names.
         layout: "auto", "dicom", "nifti" or "nnunet".
         modality: modality of NIfTI/NRRD images, which do not record it.
         replace_changed: replace stored cases whose content changed (default: keep them).
@@ -166,11 +168,17 @@ class ExportResult:
 def export_dataset(request: ExportRequest) -> ExportResult:
     """Write every case of the data set in nnU-Net's raw layout.
 
+    The folder is written under a temporary name and renamed when complete, so a failure (a
+    full disk) leaves nothing.
+
     Raises:
-        InvalidInputError: no data set there.
-        OutputExistsError: the nnU-Net data set folder exists.
+        InvalidInputError: no data set there, or an output folder that cannot be written.
+        OutputExistsError: the nnU-Net data set folder exists and holds files.
     """
+    out = Path(request.nnunet)
+    check_output_folder(out, what="--nnunet", can_overwrite=False)
     cache = DatasetFolder(request.dataset).cache()
     cases = [(cid, *cache.load_channels(cid)) for cid in cache.case_ids]
-    out = export_nnunet(cases, cache.organs, Path(request.nnunet), dataset_name=request.name)
+    with atomic_folder(out) as tmp:
+        export_nnunet(cases, cache.organs, tmp, dataset_name=request.name)
     return ExportResult(out, len(cases))

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from autocontour.evaluation.report import evaluate_case
+from autocontour.inference.overview import write_overview
 from autocontour.io.dicom_write import write_dicom_series
 from autocontour.io.formats import read_volume, write_volume
 from autocontour.jobs.base import (
@@ -27,8 +28,8 @@ from autocontour.jobs.base import (
     ProgressCallback,
     Reporter,
     atomic_folder,
-    refuse_existing,
 )
+from autocontour.jobs.checks import check_output_folder
 from autocontour.jobs.prediction import PredictRequest, load_contourer, predict
 from autocontour.phantoms import head_neck_case
 
@@ -76,7 +77,7 @@ def run_demo(request: DemoRequest, progress: ProgressCallback | None = None,
         JobCancelled: ``cancel`` said stop (the earlier output, if any, is untouched).
     """
     out = Path(request.out)
-    refuse_existing(out, request.overwrite, "--out")
+    check_output_folder(out, request.overwrite, "--out")
     reporter = Reporter(["load model", "phantom", "contour", "score"], progress, cancel,
                         job="the demo")
     timings: dict[str, float] = {}
@@ -98,8 +99,12 @@ def run_demo(request: DemoRequest, progress: ProgressCallback | None = None,
         result = predict(PredictRequest(tmp / "ct", tmp / "contours", tta=request.tta,
                                         name=str(out / "ct")),
                          contourer=contourer, cancel=cancel)
-        reporter.finished("contour", f"{len(result.report['organs'])} organs")
         report = result.report
+        # The overview again, with the phantom's truth drawn dashed under the contours.
+        write_overview(ct, result.labels, tmp / "contours" / report["files"]["overview"],
+                       title=f"demo {case.case_id}", model=result.model,
+                       reference=case.labels, overwrite=True)
+        reporter.finished("contour", f"{len(report['organs'])} organs")
 
         pred, truth = result.labels.array, case.labels.array
         names = [(o.name, o.label) for o in case.labels.organs if (truth == o.label).any()]

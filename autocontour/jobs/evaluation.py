@@ -6,16 +6,24 @@ case is either a file ``<case>.nii.gz`` (any label suffix) or a sub-folder ``<ca
 only is an error that names it, never silently dropped. Every organ of the set is scored except
 those absent from every prediction and every truth (nothing to report); an organ absent from both
 in one case scores as rightly absent (see ``autocontour.evaluation.report``).
+
+Without an organ set (``--organs``), the set is the one the files record (an HDF5 label map
+written by autocontour stores its organ set) when every file that records one agrees, else the
+label values found in the truth and prediction files, each scored as an organ named "label N"
+(:func:`organs_of_files`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from autocontour.errors import InvalidInputError, OutputExistsError
 from autocontour.evaluation.plots import boxplot_per_organ
@@ -28,12 +36,18 @@ from autocontour.evaluation.report import (
     write_csv,
 )
 from autocontour.evaluation.stats import compare_markdown, compare_models
-from autocontour.io.formats import read_labels
+from autocontour.io.formats import read_labels, read_volume
+from autocontour.io.paths import first_missing, remove_if_no_files
+from autocontour.io.volume import LabelMap
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
-from autocontour.organs import OrganSet, get_organ_set
+from autocontour.organs import Organ, OrganSet, get_organ_set
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".h5", ".hdf5")
 COMPARED_METRICS = ("dice", "hd95_mm", "surface_dice")
+#: Name of the organ set made of the label values found (organs "label 1", "label 2", ...).
+FOUND_LABELS = "label values"
+_COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212))
 
 
 def _case_name(path: Path) -> str | None:
@@ -115,6 +129,56 @@ def pair_cases(pred: str | Path, truth: str | Path) -> dict[str, tuple[Path, Pat
     return {case: (pred_maps[case], truth_maps[case]) for case in truth_maps}
 
 
+def label_value_set(values: Iterable[int]) -> OrganSet:
+    """An organ set of bare label values: organ "label N" for each value N (1..255).
+
+    Raises:
+        InvalidInputError: a value outside 1..255.
+    """
+    values = sorted({int(v) for v in values} - {0})
+    if bad := [v for v in values if not 0 < v < 256]:
+        raise InvalidInputError(f"label values {bad[:5]} are not in 1..255; pass --organs")
+    return OrganSet(FOUND_LABELS, tuple(
+        Organ(f"label {v}", v, _COLOURS[(v - 1) % len(_COLOURS)], key=f"label {v}")
+        for v in values))
+
+
+def organs_of_files(files: Iterable[str | Path]) -> OrganSet:
+    """The organ set label-map files agree on, for an evaluation given none.
+
+    Files that record an organ set (autocontour's HDF5 label maps) must all record the same one,
+    which is then used (files that record none are read against it). When no file records one,
+    the set is :func:`label_value_set` of every value found in any file. Every file is read
+    once here, before it is scored.
+
+    Raises:
+        InvalidInputError: files record different organ sets (naming one of each), a file holds
+            fractional values, or no file holds any label.
+    """
+    recorded: dict[str, tuple[OrganSet, Path]] = {}
+    values: set[int] = set()
+    for path in map(Path, files):
+        volume = read_volume(path)
+        if isinstance(volume, LabelMap):
+            key = json.dumps(volume.organs.to_dict(), sort_keys=True)
+            recorded.setdefault(key, (volume.organs, path))
+        found = np.unique(volume.array)
+        if not np.array_equal(found, np.round(found)):
+            raise InvalidInputError(f"{path}: a label map must hold whole numbers, got "
+                                    f"{volume.array.dtype} with fractional values")
+        values.update(int(v) for v in found)
+    if len(recorded) > 1:
+        (a, file_a), (b, file_b) = list(recorded.values())[:2]
+        raise InvalidInputError(f"{file_a} records organ set {a.name!r} and {file_b} another "
+                                f"({b.name!r}); pass --organs to choose the label values")
+    if recorded:
+        return next(iter(recorded.values()))[0]
+    if not values - {0}:
+        raise InvalidInputError("no label values in any prediction or truth file: nothing to "
+                                "score")
+    return label_value_set(values)
+
+
 def evaluate_files(pred: str | Path, truth: str | Path, organs: OrganSet,
                    tolerance_mm: float = 2.0, empty_rule: EmptyRule = EmptyRule.EXCLUDE,
                    on_case: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
@@ -161,6 +225,7 @@ class EvaluationReport:
         rows_b, summary_b: the same for the compared prediction (B); empty without ``compare``.
         comparisons: metric -> ``compare_models`` table of A against B.
         written: files written under the output folder.
+        organs: the organ set scored (given, recorded in the files, or the label values found).
     """
 
     pred: Path
@@ -174,6 +239,7 @@ class EvaluationReport:
     summary_b: list[dict[str, Any]] = field(default_factory=list)
     comparisons: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
+    organs: OrganSet | None = None
 
 
 def _output_names(compare: bool) -> list[str]:
@@ -188,7 +254,8 @@ class EvaluateRequest:
     Attributes:
         pred: predicted label-map file or folder of cases.
         truth: truth label-map file or folder with the same case names.
-        organs: organ set name (head-neck, pelvis, chest) both sides use.
+        organs: organ set name (head-neck, pelvis, chest) both sides use; None: the set the
+            files record, else the label values found, named "label N" (``organs_of_files``).
         out: folder for the CSV/Markdown tables and box plots; None: nothing written.
         tolerance_mm: surface Dice tolerance in mm.
         compare: a second prediction, tested against ``pred`` per organ (paired Wilcoxon).
@@ -198,7 +265,7 @@ class EvaluateRequest:
 
     pred: str | Path
     truth: str | Path
-    organs: str
+    organs: str | None = None
     out: str | Path | None = None
     tolerance_mm: float = 2.0
     compare: str | Path | None = None
@@ -226,7 +293,7 @@ def evaluate(request: EvaluateRequest, progress: ProgressCallback | None = None,
     tolerance_mm, compare = request.tolerance_mm, request.compare
     if not tolerance_mm >= 0:
         raise InvalidInputError(f"surface Dice tolerance must be >= 0 mm, got {tolerance_mm}")
-    organs = get_organ_set(request.organs)
+    organs = get_organ_set(request.organs) if request.organs is not None else None
     empty_rule = EmptyRule(request.empty_rule)
     out = Path(request.out) if request.out is not None else None
     if out is not None and not request.overwrite:
@@ -234,9 +301,16 @@ def evaluate(request: EvaluateRequest, progress: ProgressCallback | None = None,
         if existing:
             raise OutputExistsError(f"{existing[0]}: already exists; pass --overwrite to replace "
                                     "the report")
-    pairs = len(pair_cases(request.pred, request.truth))
+    paired = pair_cases(request.pred, request.truth)
+    pairs = len(paired)
     if compare is not None:
-        pairs += len(pair_cases(compare, request.truth))
+        paired_b = pair_cases(compare, request.truth)
+        pairs += len(paired_b)
+    if organs is None:
+        files = {f for pair in paired.values() for f in pair}
+        if compare is not None:
+            files |= {pred_file for pred_file, _ in paired_b.values()}
+        organs = organs_of_files(sorted(files))
     reporter = Reporter([f"case {i}" for i in range(pairs)] + (["write"] if out else []),
                         progress, cancel, job="the evaluation")
 
@@ -246,7 +320,7 @@ def evaluate(request: EvaluateRequest, progress: ProgressCallback | None = None,
     rows = evaluate_files(request.pred, request.truth, organs, tolerance_mm, empty_rule, on_case)
     report = EvaluationReport(Path(request.pred), Path(request.truth),
                               Path(compare) if compare else None, tolerance_mm, empty_rule, rows,
-                              summarise(rows))
+                              summarise(rows), organs=organs)
     if compare is not None:
         report.rows_b = evaluate_files(compare, request.truth, organs, tolerance_mm, empty_rule,
                                        on_case)
@@ -269,6 +343,8 @@ def report_markdown(report: EvaluationReport) -> str:
              f"Prediction (A): `{report.pred}`  ", f"Truth: `{report.truth}`  "]
     if report.compare is not None:
         parts.append(f"Compared prediction (B): `{report.compare}`  ")
+    if report.organs is not None:
+        parts.append(f"Organ set: {report.organs.name}  ")
     parts += [(f"Surface Dice tolerance {report.tolerance_mm:g} mm. HD95 is the 95th percentile "
               f"of both directed boundary-distance sets pooled; {empty}."),
               "", "## Per-organ summary (A)", "",
@@ -285,15 +361,19 @@ def report_markdown(report: EvaluationReport) -> str:
 
 def _write_atomically(report: EvaluationReport, out: Path) -> list[Path]:
     """Write the report files beside ``out``, then move them in; returns the paths in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    created = first_missing(out)  # removed again if the report cannot be written whole
     tmp = out / f".evaluate.partial-{os.getpid()}"
-    tmp.mkdir(exist_ok=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    done = False
     try:
         written = [out / path.name for path in _write(report, tmp)]
         for path in written:
             os.replace(tmp / path.name, path)
+        done = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            remove_if_no_files(created)
     return written
 
 
