@@ -7,15 +7,25 @@ that names the file: a missing slice (gap > 1.5x the median step), two slices at
 non-uniform spacing, orientation that changes between slices, truncated or corrupt files, several
 series in one folder (listed, so the user can pick by UID or SeriesNumber). Gantry tilt is
 resampled (each slice shifted in-plane onto an orthogonal grid) and reported in ``warnings``.
-Files that are not DICOM, and DICOM objects that are not CT/MR/PET slices (RTSTRUCT, RTPLAN,
-DICOMDIR, screenshots), are skipped and listed.
+Files that are not DICOM (a README, a viewer program, ``autorun.inf``), DICOM objects that are not
+CT/MR/PET slices (RTSTRUCT, RTPLAN, screenshots) and DICOMDIR indexes are skipped, and
+``read_dicom_series`` lists them in ``warnings``.
+
+A zip is read member by member in memory; nothing is ever extracted to disk. Members that could
+be harmful if extracted are skipped and listed, never read: names that leave the archive's folder
+(``../``) or are absolute, symbolic links, encrypted members, and archives inside the archive
+(not opened). A zip whose members would expand to more than :data:`MAX_ZIP_BYTES` in all, or
+whose compression ratio exceeds :data:`MAX_ZIP_RATIO` (a zip bomb), is refused before any member
+is decompressed (both limits can also be passed to :func:`scan`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +55,19 @@ PIXEL_DATA = 0x7FE00010
 GAP_FACTOR = 1.5          # a step larger than this times the median step is a missing slice
 UNIFORM_TOLERANCE = 0.05  # relative step variation accepted as rounding
 TILT_TOLERANCE_MM = 0.05  # in-plane drift of slice origins below this is not a tilt
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
+
+#: Most bytes the members of one zip may expand to (a 512x512x600 CT series is ~0.3 GiB).
+MAX_ZIP_BYTES = 4 * 1024**3
+#: Highest compression ratio (uncompressed / compressed, over the members read) accepted; CT
+#: slices compress 2-10:1, even blank ones stay far below this, a zip bomb is far above.
+MAX_ZIP_RATIO = 200.0
+#: Below this many uncompressed bytes the ratio is not judged (tiny zips compress oddly).
+ZIP_RATIO_MIN_BYTES = 1024**2
+#: Members with these suffixes are archives: skipped and listed, never opened.
+ARCHIVE_SUFFIXES = (".zip", ".7z", ".rar", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz",
+                    ".jar", ".cab", ".iso")
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass
@@ -83,24 +106,102 @@ class ScanResult:
     other_dicom: list[tuple[str, Dataset]]
 
 
-def _iter_files(path: Path) -> Iterator[tuple[str, bytes | Path]]:
-    """(display name, file path or bytes) for every file under a folder or inside a zip."""
+def _iter_files(path: Path, skipped: list[tuple[str, str]], max_bytes: int | None = None,
+                max_ratio: float | None = None) -> Iterator[tuple[str, bytes | Path]]:
+    """(display name, file path or bytes) for every file under a folder or inside a zip.
+
+    Zip members are read in memory (never extracted); members refused by :func:`_zip_members`
+    go to ``skipped`` with the reason.
+    """
     if path.is_dir():
         for f in sorted(p for p in path.rglob("*") if p.is_file()):
             yield str(f), f
-    elif zipfile.is_zipfile(path):
+    elif path.is_file() and zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    if info.is_dir():
+                for info in _zip_members(path, zf, skipped, max_bytes, max_ratio):
+                    name = f"{path}!{info.filename}"
+                    data = _read_member(path, zf, info)
+                    if data[:4] == _ZIP_MAGIC:
+                        skipped.append((name, "archive inside the archive, not opened"))
                         continue
-                    yield f"{path}!{info.filename}", zf.read(info)
+                    yield name, data
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise InvalidInputError(f"{path}: damaged zip archive ({exc})") from exc
+    elif path.is_file() and path.suffix.lower() == ".zip":
+        raise InvalidInputError(f"{path}: not a zip archive (damaged, or another kind of file "
+                                "named .zip)")
     elif path.is_file():
         yield str(path), path
     else:
         raise InvalidInputError(f"{path}: no such file or folder")
+
+
+def _unsafe_name(filename: str) -> str | None:
+    """Why a zip member's name would be unsafe to extract, or None when it is safe."""
+    parts = filename.replace("\\", "/").split("/")
+    if filename.startswith(("/", "\\")) or (len(filename) > 1 and filename[1] == ":"):
+        return "absolute path, not read"
+    if ".." in parts:
+        return "name leaves the archive's folder (../), not read"
+    return None
+
+
+def _zip_members(path: Path, zf: zipfile.ZipFile, skipped: list[tuple[str, str]],
+                 max_bytes: int | None, max_ratio: float | None) -> list[zipfile.ZipInfo]:
+    """The members of ``zf`` to read; the others go to ``skipped``.
+
+    Raises:
+        InvalidInputError: the members to read would expand beyond ``max_bytes`` or their
+            compression ratio exceeds ``max_ratio`` (checked before anything is decompressed).
+    """
+    max_bytes = MAX_ZIP_BYTES if max_bytes is None else max_bytes
+    max_ratio = MAX_ZIP_RATIO if max_ratio is None else max_ratio
+    members = []
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        name = f"{path}!{info.filename}"
+        mode = info.external_attr >> 16
+        if why := _unsafe_name(info.filename):
+            skipped.append((name, why))
+        elif info.create_system == 3 and stat.S_ISLNK(mode):
+            skipped.append((name, "symbolic link, not followed"))
+        elif info.flag_bits & 0x1:
+            skipped.append((name, "encrypted (password-protected), not read"))
+        elif info.filename.lower().endswith(ARCHIVE_SUFFIXES):
+            skipped.append((name, "archive inside the archive, not opened"))
+        else:
+            members.append(info)
+    total = sum(i.file_size for i in members)
+    packed = sum(i.compress_size for i in members)
+    if total > max_bytes:
+        raise InvalidInputError(
+            f"{path}: its files would expand to {_size(total)}, more than the {_size(max_bytes)} "
+            "allowed (a zip bomb?); nothing was extracted")
+    if total >= ZIP_RATIO_MIN_BYTES and total > max_ratio * max(packed, 1):
+        raise InvalidInputError(
+            f"{path}: compressed {total / max(packed, 1):.0f}:1, more than the "
+            f"{max_ratio:.0f}:1 allowed (a zip bomb?); nothing was extracted")
+    return members
+
+
+def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """The bytes of one member, never more than its stated size (in memory, nothing extracted)."""
+    name = f"{path}!{info.filename}"
+    try:
+        with zf.open(info) as fh:
+            return fh.read(info.file_size)
+    except NotImplementedError as exc:  # e.g. Deflate64, written by some Windows tools
+        raise InvalidInputError(f"{name}: compressed with a method that cannot be read "
+                                f"({exc}); zip the files again with ordinary (deflate) "
+                                "compression") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as exc:
+        raise InvalidInputError(f"{name}: damaged zip member ({exc})") from exc
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
 
 
 def _read(name: str, content: bytes | Path, pixels: bool = True) -> Dataset | None:
@@ -127,18 +228,39 @@ def _read(name: str, content: bytes | Path, pixels: bool = True) -> Dataset | No
         raise InvalidInputError(f"{name}: corrupt or truncated DICOM file ({exc})") from exc
 
 
-def scan(path: str | Path, pixels: bool = True) -> ScanResult:
+def _skip_reason(name: str) -> str | None:
+    """Why a file is skipped from its name alone (not opened), or None to read it."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].rsplit("!", 1)[-1]
+    if base.startswith("._") or "__MACOSX" in name:
+        return "macOS resource fork"
+    if base.upper() == "DICOMDIR":
+        return "DICOMDIR, an index of the files, not needed"
+    if base.lower().endswith(ARCHIVE_SUFFIXES):
+        return "archive, not opened"
+    return None
+
+
+def scan(path: str | Path, pixels: bool = True, *, max_zip_bytes: int | None = None,
+         max_zip_ratio: float | None = None) -> ScanResult:
     """Read every file under ``path`` (folder, zip or single file) and group image slices by series.
 
-    With ``pixels=False`` only headers are parsed (enough for geometry and UIDs).
+    Args:
+        path: a folder (searched recursively), a .zip archive or one file.
+        pixels: False: parse headers only (enough for geometry and UIDs).
+        max_zip_bytes: most bytes a zip's members may expand to; None: :data:`MAX_ZIP_BYTES`.
+        max_zip_ratio: highest compression ratio of a zip; None: :data:`MAX_ZIP_RATIO`.
+
+    Raises:
+        InvalidInputError: a damaged or refused zip (see the module docstring), a corrupt
+            DICOM file, an image slice without geometry, a multi-frame image.
     """
     path = Path(path)
     groups: dict[str, list[_Slice]] = {}
     skipped: list[tuple[str, str]] = []
     other: list[tuple[str, Dataset]] = []
-    for name, content in _iter_files(path):
-        if Path(name).name.startswith("._") or "__MACOSX" in name:
-            skipped.append((name, "macOS resource fork"))
+    for name, content in _iter_files(path, skipped, max_zip_bytes, max_zip_ratio):
+        if why := _skip_reason(name):
+            skipped.append((name, why))
             continue
         ds = _read(name, content, pixels)
         if ds is None:
@@ -146,6 +268,10 @@ def scan(path: str | Path, pixels: bool = True) -> ScanResult:
             continue
         sop = str(ds.get("SOPClassUID", ""))
         meta = getattr(ds, "file_meta", None)
+        if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == \
+                DICOMDIR_SOP_CLASS:
+            skipped.append((name, "DICOMDIR, an index of the files, not needed"))
+            continue
         if not sop and not (meta is not None and meta.get("MediaStorageSOPClassUID")):
             raise InvalidInputError(f"{name}: corrupt or truncated DICOM file (no SOP class: "
                                     "the content could not be parsed)")
@@ -178,11 +304,15 @@ def scan(path: str | Path, pixels: bool = True) -> ScanResult:
     return ScanResult(series, skipped, other)
 
 
-def select_series(found: list[SeriesInfo], path: str | Path,
-                  series: str | int | None) -> SeriesInfo:
-    """Pick one series by UID or SeriesNumber; with several and no choice, list them in the error."""
+def select_series(found: list[SeriesInfo], path: str | Path, series: str | int | None,
+                  skipped: list[tuple[str, str]] | None = None) -> SeriesInfo:
+    """Pick one series by UID or SeriesNumber; with several and no choice, list them in the error.
+
+    ``skipped`` (what :func:`scan` skipped) is summarised in the error when nothing was found.
+    """
     if not found:
-        raise InvalidInputError(f"{path}: no CT/MR/PET image series found")
+        raise InvalidInputError(f"{path}: no CT/MR/PET image series found"
+                                + (f" ({skipped_summary(skipped)})" if skipped else ""))
     listing = [s.line() for s in found]
     if series is None:
         if len(found) == 1:
@@ -198,13 +328,26 @@ def select_series(found: list[SeriesInfo], path: str | Path,
     raise InvalidInputError(f"{path}: series {series!r} {why}; found: " + "; ".join(listing))
 
 
-def _selected(path: Path, series: str | int | None, pixels: bool) -> SeriesInfo:
+def skipped_summary(skipped: list[tuple[str, str]], most: int = 5) -> str:
+    """One line for the files :func:`scan` skipped: their count, then the first ``most``."""
+    shown = "; ".join(f"{name} ({why})" for name, why in skipped[:most])
+    more = f"; and {len(skipped) - most} more" if len(skipped) > most else ""
+    return f"skipped {len(skipped)} file(s) that are not slices of an image series: {shown}{more}"
+
+
+def _selected(path: Path, series: str | int | None,
+              pixels: bool) -> tuple[SeriesInfo, list[tuple[str, str]]]:
+    """The series asked for and what the scan skipped."""
     if path.is_file() and not zipfile.is_zipfile(path):
+        if path.suffix.lower() == ".zip":
+            raise InvalidInputError(f"{path}: not a zip archive (damaged, or another kind of "
+                                    "file named .zip)")
         ds = _read(str(path), path, pixels=False)
         if ds is None or "SeriesInstanceUID" not in ds:
             raise InvalidInputError(f"{path}: not a DICOM image file")
         series, path = str(ds.SeriesInstanceUID), path.parent
-    return select_series(scan(path, pixels).series, path, series)
+    found = scan(path, pixels)
+    return select_series(found.series, path, series, found.skipped), found.skipped
 
 
 def read_dicom_series(path: str | Path, series: str | int | None = None,
@@ -214,7 +357,9 @@ def read_dicom_series(path: str | Path, series: str | int | None = None,
     Args:
         path: folder (searched recursively), .zip archive, or one slice (its folder is read).
         series: SeriesInstanceUID or SeriesNumber, needed when the folder holds several series.
-        warnings: if given, receives a line for every correction made (gantry tilt resampled).
+        warnings: if given, receives a line for every correction made (gantry tilt resampled)
+            and one listing the files skipped (not DICOM, not image slices, DICOMDIR, refused
+            zip members).
 
     Returns:
         A Volume (z, y, x) in the stored units after rescale (HU for CT), with ``dicom`` set.
@@ -222,8 +367,10 @@ def read_dicom_series(path: str | Path, series: str | int | None = None,
     Raises:
         InvalidInputError (or MissingSliceError / MultipleSeriesError): see the module docstring.
     """
-    info = _selected(Path(path), series, pixels=True)
+    info, skipped = _selected(Path(path), series, pixels=True)
     stack = _stack(info, warnings if warnings is not None else [])
+    if skipped and warnings is not None:
+        warnings.append(f"{path}: {skipped_summary(skipped)}")
     array = _pixels(stack.slices, info)
     if stack.drift is not None:
         array = _untilt(array, stack.drift, *stack.geometry.spacing[:2])
@@ -237,7 +384,7 @@ def read_series_grid(path: str | Path, series: str | int | None = None,
     What an RTSTRUCT or SEG writer needs to reference a series; the same checks as
     ``read_dicom_series`` apply, except those on pixel data.
     """
-    info = _selected(Path(path), series, pixels=False)
+    info, _ = _selected(Path(path), series, pixels=False)
     stack = _stack(info, warnings if warnings is not None else [])
     return stack.geometry, stack.ref
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autocontour.errors import JobCancelled, OutputExistsError
+from autocontour.io.paths import first_missing, remove_if_no_files
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,9 @@ def refuse_existing(out: Path, overwrite: bool, what: str = "output folder") -> 
 def atomic_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary folder beside ``out`` that becomes ``out`` when the block ends without error.
 
-    On an error (or a cancellation) the temporary folder is removed and ``out`` is left as it
-    was; an existing ``out`` is replaced only when ``overwrite`` is True, and only once the new
-    one is complete.
+    On an error (or a cancellation) the temporary folder is removed, with any folder above it
+    that was created for it, and ``out`` is left as it was; an existing ``out`` is replaced only
+    when ``overwrite`` is True, and only once the new one is complete.
 
     Raises:
         OutputExistsError: see :func:`refuse_existing` (checked before and after the block).
@@ -112,7 +113,9 @@ def atomic_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
+    created = first_missing(tmp.parent)
     tmp.mkdir(parents=True)
+    done = False
     try:
         yield tmp
         refuse_existing(out, overwrite)
@@ -123,6 +126,9 @@ def atomic_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
+        done = True
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            remove_if_no_files(created)

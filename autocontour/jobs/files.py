@@ -14,6 +14,7 @@ from typing import Any
 from autocontour.io.formats import read_volume, write_volume
 from autocontour.io.inspect import describe
 from autocontour.io.volume import Volume
+from autocontour.jobs.checks import check_input, check_output_file
 
 
 def describe_file(path: str | Path) -> dict[str, Any]:
@@ -60,6 +61,8 @@ def convert(request: ConvertRequest) -> ConvertResult:
         InvalidInputError: an unreadable input, or an output format that cannot hold it.
         OutputExistsError: the output exists and ``overwrite`` is False (nothing written).
     """
+    check_input(request.input)
+    check_output_file(request.output, request.overwrite)
     warnings: list[str] = []
     volume = read_volume(request.input, series=request.series, warnings=warnings)
     if request.modality:

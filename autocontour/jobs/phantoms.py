@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from autocontour.errors import InvalidInputError, OutputExistsError
+from autocontour.io.paths import first_missing, remove_if_no_files
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
+from autocontour.jobs.checks import check_output_folder
 from autocontour.phantoms.export import write_cases
 
 
@@ -54,7 +56,8 @@ def write_phantoms(request: PhantomRequest, progress: ProgressCallback | None = 
     """Generate and write the phantom cases.
 
     Raises:
-        InvalidInputError: fewer than one case, an unknown site, or ``out`` is a file.
+        InvalidInputError: fewer than one case, an unknown site, ``out`` (or a folder above
+            it) is a file, or ``out`` cannot be created.
         UnknownOptionError: an unknown site or sex (with the closest one).
         OutputExistsError: ``out`` holds a phantom set, or a folder of a case to write.
         JobCancelled: ``cancel`` said stop (nothing written).
@@ -62,14 +65,13 @@ def write_phantoms(request: PhantomRequest, progress: ProgressCallback | None = 
     out = Path(request.out)
     if request.cases < 1:
         raise InvalidInputError(f"--cases must be at least 1, got {request.cases}")
-    if out.exists() and not out.is_dir():
-        raise InvalidInputError(f"{out}: is a file, not a folder; choose another --out")
+    check_output_folder(out, what="--out", must_be_empty=False)
     if (out / "phantoms.json").exists():
         raise OutputExistsError(f"{out / 'phantoms.json'}: a phantom set is already there; "
                                 "choose another --out")
     reporter = Reporter([f"case {i}" for i in range(request.cases)], progress, cancel,
                         job="writing phantoms")
-    created = not out.exists()
+    created = first_missing(out)  # the top folder this job creates (removed on failure)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".phantoms.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -85,6 +87,5 @@ def write_phantoms(request: PhantomRequest, progress: ProgressCallback | None = 
         os.replace(tmp / "phantoms.json", out / "phantoms.json")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        remove_if_no_files(created)
     return PhantomResult(out, manifest)

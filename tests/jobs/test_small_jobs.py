@@ -112,3 +112,35 @@ def test_phantom_job_cancelled_leaves_the_folder_as_it_was(tmp_path: Path) -> No
     assert len(result.manifest["cases"]) == 2 and (out / "phantoms.json").is_file()
     with pytest.raises(OutputExistsError, match="phantom set is already there"):
         write_phantoms(PhantomRequest("pelvis", 1, out, shape=SMALL, dicom=False))
+
+
+def test_a_failed_report_leaves_no_folder_it_created(tmp_path: Path, monkeypatch,
+                                                     label_folders: tuple[Path, Path]) -> None:
+    import errno
+
+    from autocontour.jobs import evaluation
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "boxplots.png")
+
+    monkeypatch.setattr(evaluation, "boxplot_per_organ", full_disk)
+    pred, truth = label_folders
+    with pytest.raises(OSError):
+        evaluate(EvaluateRequest(pred, truth, "head-neck", out=tmp_path / "new" / "report"))
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_predict_leaves_no_folder_it_created(tmp_path: Path, monkeypatch,
+                                                      ct_dir: Path) -> None:
+    import errno
+
+    from autocontour.inference import outputs
+    from autocontour.jobs import PredictRequest, predict
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "overview.png")
+
+    monkeypatch.setattr(outputs, "write_overview", full_disk)
+    with pytest.raises(OSError):
+        predict(PredictRequest(ct_dir, tmp_path / "a" / "b" / "out"))
+    assert not (tmp_path / "a").exists()
