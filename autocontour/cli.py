@@ -1,7 +1,11 @@
 """The ``autocontour`` command: one sub-command per job.
 
 Every user-fixable problem surfaces as one line on stderr and a non-zero exit code (2), never a
-traceback; ``--debug`` shows the traceback for bug reports.
+traceback; ``--debug`` shows the traceback for bug reports. That includes bad options (argparse's
+errors are one line too), files that cannot be written (an ``OSError``: the path and the reason)
+and a ``ValueError`` from a job. A command first checks its paths with the light
+:mod:`autocontour.jobs.checks` and only then imports its job (and with it PyTorch), so a bad path
+is refused in well under a second.
 """
 
 from __future__ import annotations
@@ -10,10 +14,43 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, NoReturn, Self
 
 from autocontour import __version__
 from autocontour.errors import AutocontourError
+from autocontour.jobs.checks import (
+    check_exists,
+    check_file,
+    check_folder,
+    check_input,
+    check_output_file,
+    check_output_folder,
+)
+
+_MODEL = "model file or training checkpoint"
+
+
+def _at_least(minimum: int) -> Any:
+    """An argparse type: an integer of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``autocontour: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("autocontour").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"autocontour: error: {where}{message} (see '{self.prog} --help')\n")
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -31,8 +68,11 @@ class _Bar:
     """A job's progress reports as one progress bar on stderr (nothing when quiet).
 
     Messages printed while the bar is shown go through :meth:`write`, so they start on their
-    own line instead of inside the bar.
+    own line instead of inside the bar; :func:`main` clears every open bar
+    (:meth:`close_all`) before it prints an error.
     """
+
+    _open: ClassVar[list[_Bar]] = []
 
     def __init__(self, desc: str, quiet: bool = False) -> None:
         self.desc, self.quiet, self.bar = desc, quiet, None
@@ -44,6 +84,7 @@ class _Bar:
             from tqdm import tqdm
             self.bar = tqdm(total=1000, desc=self.desc, leave=False, file=sys.stderr,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+            _Bar._open.append(self)
         self.bar.n = round(1000 * report.fraction)
         self.bar.set_postfix_str(f"{report.stage} {report.message}".strip()[:60])
 
@@ -54,9 +95,18 @@ class _Bar:
             print(line, file=sys.stderr)
 
     def close(self) -> None:
+        """Clear the bar from the terminal (the next line printed starts at column 0)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self in _Bar._open:
+            _Bar._open.remove(self)
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Clear every bar still shown (before an error line is printed)."""
+        for bar in list(cls._open):
+            bar.close()
 
     def __enter__(self) -> Self:
         return self
@@ -66,6 +116,7 @@ class _Bar:
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
+    check_output_folder(args.out, what="--out", must_be_empty=False)
     from autocontour.jobs.phantoms import PhantomRequest, write_phantoms
     request = PhantomRequest(args.site, args.cases, Path(args.out), seed=args.seed,
                              shape=args.shape, sex=args.sex, dicom=not args.no_dicom)
@@ -77,6 +128,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    check_input(args.path)
     from autocontour.io.inspect import format_description
     from autocontour.jobs.files import describe_file
     info = describe_file(args.path)
@@ -85,6 +137,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    check_input(args.input)
+    check_output_file(args.output, args.overwrite)
     from autocontour.jobs.files import ConvertRequest, convert
     result = convert(ConvertRequest(args.input, args.output, series=args.series,
                                     modality=args.modality, overwrite=args.overwrite))
@@ -98,12 +152,16 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    check_output_folder(args.output, args.overwrite)  # before PyTorch is imported
+    check_input(args.input)
+    if args.model is not None:
+        check_file(args.model, _MODEL)
     from autocontour.jobs.prediction import PredictRequest, predict
     organs = tuple(o for part in args.organs for o in part.split(",") if o) if args.organs \
         else None
     request = PredictRequest(args.input, args.output, model=args.model, device=args.device,
                              tta=args.tta, organs=organs, series=args.series,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, force=args.force)
     with _Bar("contour", args.quiet) as bar:
         result = predict(request, progress=bar)
     report, out = result.report, Path(args.output)
@@ -112,15 +170,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     print(f"{args.input}: {len(report['organs'])} organ(s) contoured with "
           f"{result.model} in {report['seconds']['total']:.1f} s -> {out}/")
     for organ in report["organs"]:
-        print(f"  {organ['name']:<18}{organ['volume_cc']:>10.2f} cm3")
+        flag = f"  ! {organ['flag']}" if "flag" in organ else ""
+        print(f"  {organ['name']:<18}{organ['volume_cc']:>10.2f} cm3{flag}")
+    for organ in report["organs_removed"]:
+        print(f"  {organ['name']:<18}{'removed':>14}  ! {organ['reason']}")
     if report["organs_not_found"]:
         print(f"  not found: {', '.join(report['organs_not_found'])}")
+    if report["safety"]["forced"]:
+        print("  FORCED: the anatomy check refused this CT; it was contoured because of "
+              "--force (the RTSTRUCT's series description says so)")
     print("  stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in report["seconds"].items()
                                    if k != "total"))
     return 0
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        check_file(args.model, _MODEL)
     from autocontour.jobs.files import describe_model
     model = describe_model(args.model)
     print(f"model {model.name} (trained with autocontour {model.trained_with}), recipe "
@@ -131,6 +197,9 @@ def _cmd_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    check_output_folder(args.out, args.overwrite, "--out")
+    if args.model is not None:
+        check_file(args.model, _MODEL)
     from autocontour.jobs.demo import DemoRequest, run_demo
     request = DemoRequest(Path(args.out), seed=args.seed, shape=args.shape, model=args.model,
                           tta=args.tta, overwrite=args.overwrite)
@@ -164,6 +233,8 @@ def _print_demo(result: dict[str, Any], out: Path, model: str) -> None:
 
 
 def _cmd_dataset_import(args: argparse.Namespace) -> int:
+    check_folder(args.source, "source folder")
+    check_output_folder(args.out, what="--out", must_be_empty=False)
     from autocontour.errors import InvalidInputError
     from autocontour.jobs.dataset import ImportRequest, import_dataset
     request = ImportRequest(args.source, Path(args.out), organs=args.organs, layout=args.layout,
@@ -200,6 +271,7 @@ def _cmd_dataset_split(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_export(args: argparse.Namespace) -> int:
+    check_output_folder(args.nnunet, what="--nnunet", can_overwrite=False)
     from autocontour.jobs.dataset import ExportRequest, export_dataset
     result = export_dataset(ExportRequest(args.dataset, args.nnunet, args.name))
     print(f"wrote {result.cases} case(s) in the nnU-Net raw layout to {result.out}")
@@ -207,6 +279,11 @@ def _cmd_dataset_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    for path in (args.pred, args.gt, args.compare):
+        if path is not None:
+            check_exists(path)
+    if args.out is not None:
+        check_output_folder(args.out, what="--out", must_be_empty=False)
     from autocontour.evaluation.report import summary_markdown
     from autocontour.evaluation.stats import compare_markdown
     from autocontour.jobs.evaluation import EvaluateRequest, evaluate
@@ -229,6 +306,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    check_file(args.config, "training config")
     from autocontour.jobs.training import TrainRequest, train
     request = TrainRequest(args.config, fold=args.fold, all_folds=args.folds == "all",
                            resume=args.resume, device=args.device)
@@ -249,7 +327,8 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     q.add_argument("source", help="folder: DICOM case folders, NIfTI pairs or nnU-Net raw")
     q.add_argument("--out", required=True, help="data set folder (created or added to)")
     q.add_argument("--organs", default=None,
-                   help="organ set: head-neck, pelvis, chest (default: guessed from ROI names)")
+                   help="organ set: head-neck, pelvis, chest (default: the one a phantom "
+                   "folder's phantoms.json records, else guessed from ROI names)")
     q.add_argument("--layout", default="auto", choices=["auto", "dicom", "nifti", "nnunet"])
     q.add_argument("--modality", default="CT", choices=["CT", "MR"],
                    help="modality of NIfTI/NRRD images, which do not record it (default: CT)")
@@ -262,7 +341,8 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_cmd_dataset_fingerprint)
     q = dsub.add_parser("split", help="k-fold splits by case, saved for every model")
     q.add_argument("dataset", help="data set folder")
-    q.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
+    q.add_argument("--folds", type=_at_least(2), default=5,
+                   help="number of folds (default: 5)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--overwrite", action="store_true", help="replace existing splits")
     q.set_defaults(func=_cmd_dataset_split)
@@ -274,7 +354,7 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autocontour", description="Radiotherapy auto-contouring: CT in, RTSTRUCT out.")
     parser.add_argument("--version", action="version", version=f"autocontour {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -292,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--series", default=None, help="SeriesInstanceUID or SeriesNumber to read")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--force", action="store_true",
+                   help="contour a CT the anatomy check refuses (another body site); recorded "
+                        "in report.json and the RTSTRUCT's series description")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 
@@ -310,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("phantom", help="write synthetic CT/MR/RTSTRUCT phantom cases")
     p.add_argument("--site", required=True, help="head-neck, pelvis or chest")
-    p.add_argument("--cases", type=int, default=1, help="number of cases (default: 1)")
+    p.add_argument("--cases", type=_at_least(1), default=1,
+                   help="number of cases (default: 1)")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per case)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first case; case i uses seed+i")
     p.add_argument("--shape", type=_shape, default=None,
@@ -326,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score predicted contours against the truth per organ")
     p.add_argument("pred", help="predicted label map (NIfTI/NRRD/HDF5) or a folder of cases")
     p.add_argument("gt", help="truth label map or folder: <case>.nii.gz or <case>/label.nii.gz")
-    p.add_argument("--organs", required=True, help="organ set: head-neck, pelvis, chest")
+    p.add_argument("--organs", default=None,
+                   help="organ set: head-neck, pelvis, chest (default: the set the files "
+                   "record, else the label values found, scored as 'label N')")
     p.add_argument("--out", default=None, help="folder for CSV/Markdown tables and box plots")
     p.add_argument("--tolerance", type=float, default=2.0,
                    help="surface Dice tolerance in mm (default: %(default)s)")
@@ -368,18 +454,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    A problem the user can fix (an :class:`~autocontour.errors.AutocontourError`, an
+    ``OSError`` such as a full disk or a folder that cannot be written, a ``ValueError``) is
+    printed as one line, ``autocontour: error: <message>``, after any progress bar is cleared,
+    and gives exit code 2; ``--debug`` raises it instead (with its traceback).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except AutocontourError as exc:
+    except (AutocontourError, OSError, ValueError) as exc:
         if args.debug:
             raise
-        print(f"autocontour: error: {exc}", file=sys.stderr)
+        _Bar.close_all()
+        print(f"autocontour: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _Bar.close_all()
         print("autocontour: interrupted", file=sys.stderr)
         return 130
+
+
+def _message(exc: Exception) -> str:
+    """One line for an error: the path and the reason of an ``OSError``, else its message."""
+    if isinstance(exc, OSError) and not isinstance(exc, AutocontourError) and exc.strerror:
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        text = f"{where}: {exc.strerror}" if where else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+        if not isinstance(exc, (AutocontourError, OSError)):
+            text += " (--debug shows the traceback)"
+    return " ".join(text.split("\n")).strip()
 
 
 if __name__ == "__main__":

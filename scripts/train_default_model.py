@@ -32,7 +32,9 @@ from autocontour.data.steps_body import CropBody
 from autocontour.data.steps_grid import Resample
 from autocontour.data.steps_intensity import ClipIntensity, ZScore
 from autocontour.inference.combined import SMALL_ROI_ORGANS, SMALL_ROI_SIZE, RoiSpec
+from autocontour.inference.model_file import load_model
 from autocontour.jobs import BuildModelRequest, MemberPlan, Progress, build_model
+from autocontour.jobs.model_building import update_training_record
 from autocontour.organs import HEAD_NECK
 from autocontour.phantoms.export import write_cases
 
@@ -102,10 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=CASES)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every member's epochs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--record-only", action="store_true",
+                        help="keep the trained model; only (re)compute its training record "
+                             "(body regions, field of view, organ volumes and heights of the "
+                             "training cases, for the anatomy checks) and save it in --out")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     dataset = make_dataset(args.work, args.cases)
+    if args.record_only:
+        update_training_record(args.out, dataset)
+        print(f"training record of {len(load_model(args.out).info['train_cases'])} cases "
+              f"saved in {args.out}")
+        return 0
     command = "python scripts/train_default_model.py " + " ".join(argv or sys.argv[1:])
     result = build_model(BuildModelRequest(
         dataset, args.work / "fold_0", tuple(plans(args.scale)), name="hn-phantom-default",

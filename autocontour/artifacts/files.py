@@ -46,8 +46,12 @@ from autocontour.organs import OrganSet
 
 CHECKPOINT = "autocontour-checkpoint"
 MODEL = "autocontour-model"
-#: The format version each kind is written in, and the only one read.
-VERSIONS = {CHECKPOINT: 1, MODEL: 1}
+#: The format version each kind is written in.
+VERSIONS = {CHECKPOINT: 1, MODEL: 2}
+#: The versions each kind can be read in. Model files of version 1 (before the training record
+#: of the anatomy checks, kept in ``expect["record"]`` since version 2) still load: the reader of
+#: the model gives them no record.
+READABLE = {CHECKPOINT: (1,), MODEL: (1, 2)}
 ENVELOPE = ("format", "version", "autocontour_version")
 #: Every key of each kind besides the envelope.
 KEYS: dict[str, tuple[str, ...]] = {
@@ -127,11 +131,12 @@ def read_file(path: str | Path, kinds: tuple[str, ...] = (CHECKPOINT, MODEL),
     if kind not in kinds:
         found = f" (it is a {_NAMES[kind]})" if kind in _NAMES else ""
         raise InvalidInputError(f"{path}: not an autocontour {wanted}{found}")
-    if data.get("version") != VERSIONS[kind]:
+    if data.get("version") not in READABLE[kind]:
+        versions = " and ".join(str(v) for v in READABLE[kind])
         raise InvalidInputError(
             f"{path}: {_NAMES[kind]} format version {data.get('version')!r}, written by "
             f"autocontour {data.get('autocontour_version')}; this autocontour ({__version__}) "
-            f"reads version {VERSIONS[kind]}: use the autocontour version that wrote it, or "
+            f"reads version {versions}: use the autocontour version that wrote it, or "
             "retrain")
     _check_keys(path, _NAMES[kind], data, (*ENVELOPE, *KEYS[kind]))
     if kind == MODEL:

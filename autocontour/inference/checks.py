@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from autocontour.errors import InvalidInputError, UnknownOptionError
+from autocontour.inference.anatomy import TrainingRecord
 from autocontour.io.grid import check_orientation_code, is_axis_aligned, obliquity_deg
 from autocontour.io.volume import Volume
 
@@ -46,6 +47,8 @@ class InputExpectations:
             check).
         orientation: orientation code of the model's array layout (e.g. "LPS": columns to the
             patient's left, rows posterior, slices superior).
+        record: what the training CTs looked like (body regions, field of view, organ volumes
+            and positions) for the anatomy checks; None for models built before it existed.
 
     Raises:
         UnknownOptionError: a modality other than CT/MR, or an invalid orientation code.
@@ -55,6 +58,7 @@ class InputExpectations:
     modality: str = "CT"
     spacing: tuple[float, float, float] | None = None
     orientation: str = "LPS"
+    record: TrainingRecord | None = None
 
     def __post_init__(self) -> None:
         modality = str(self.modality).strip().upper()
@@ -77,7 +81,8 @@ class InputExpectations:
     def to_dict(self) -> dict[str, Any]:
         return {"modality": self.modality,
                 "spacing": list(self.spacing) if self.spacing is not None else None,
-                "orientation": self.orientation}
+                "orientation": self.orientation,
+                "record": self.record.to_dict() if self.record is not None else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputExpectations:
@@ -91,15 +96,16 @@ class InputExpectations:
         if not isinstance(data, dict):
             raise InvalidInputError(f"input expectations must be a mapping, got "
                                     f"{type(data).__name__}")
-        keys = ("modality", "spacing", "orientation")
+        keys = ("modality", "spacing", "orientation", "record")
         wrong = sorted(set(data) ^ set(keys))
         if wrong:
             raise InvalidInputError(f"input expectations must have exactly the keys "
                                     f"{', '.join(keys)}; missing or unknown: {', '.join(wrong)}")
-        spacing = data["spacing"]
+        spacing, record = data["spacing"], data["record"]
         return cls(modality=data["modality"],
                    spacing=tuple(spacing) if spacing is not None else None,
-                   orientation=data["orientation"])
+                   orientation=data["orientation"],
+                   record=TrainingRecord.from_dict(record) if record is not None else None)
 
 
 def check_input(volume: Volume, expect: InputExpectations, name: str = "input") -> list[str]:

@@ -11,7 +11,8 @@ format, version      "autocontour-model", :data:`MODEL_FORMAT_VERSION`
 autocontour_version  the package version that wrote it
 name                 the model's name
 organs, recipe       ``OrganSet.to_dict()``, ``Recipe.to_dict()``
-expect               ``InputExpectations.to_dict()`` (modality, spacing, orientation)
+expect               ``InputExpectations.to_dict()`` (modality, spacing, orientation, and the
+                     training record of the anatomy checks; version 1 files have no record)
 members              {name: {"network": spec, "state_dict", "patch_size", "roi": spec or None,
                      "dtype": "float16" or "float32" (how the weights are stored)}}
 rule, fallback       {organ: member}
@@ -96,7 +97,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ContourM
     try:
         organs = OrganSet.from_dict(data["organs"])
         recipe = Recipe.from_dict(data["recipe"])
-        expect = InputExpectations.from_dict(data["expect"])
+        saved = dict(data["expect"])
+        if data["version"] == 1:  # written before the training record existed
+            saved.setdefault("record", None)
+        expect = InputExpectations.from_dict(saved)
         members = {name: _member(path, name, m) for name, m in data["members"].items()}
         model = ContourModel(str(data["name"]), organs, recipe, expect, members,
                              dict(data["rule"]), dict(data["fallback"]),

@@ -10,8 +10,10 @@ ct/                  only for non-DICOM input: the CT as a DICOM series
 seg.dcm              the same organs as a DICOM-SEG (binary segments); absent when none found
 labels.nii.gz        the label map on the input grid (label values of the organ set)
 overview.png         a few slices with the contours, for a glance before import
-report.json          organs found and their volumes (cm³), organs not found, time per stage,
-                     warnings, the model (name, members, rule, versions), the files written
+report.json          organs found and their volumes (cm³, with a ``flag`` when the anatomy
+                     checks doubt them), organs not found, organs removed as clearly wrong
+                     (with the reason), ``safety`` (the CT's body regions, whether a refusal
+                     was forced), time per stage, warnings, the model, the files written
 ==================== ==========================================================================
 
 The folder is filled under a temporary name and renamed when complete, so a crash never
@@ -33,6 +35,7 @@ from autocontour.errors import OutputExistsError
 from autocontour.inference.overview import write_overview
 from autocontour.inference.pipeline import Prediction
 from autocontour.io import write_dicom_seg, write_rtstruct, write_volume
+from autocontour.io.paths import first_missing, remove_if_no_files
 from autocontour.io.volume import Volume
 
 OUTPUT_FILES = {"rtstruct": "rtstruct.dcm", "seg": "seg.dcm", "labels": "labels.nii.gz",
@@ -65,10 +68,13 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
+    created = first_missing(tmp.parent)  # parent folders made for the output, removed on failure
     tmp.mkdir(parents=True)
+    done = False
     labels = prediction.labels
     files = dict(OUTPUT_FILES)
-    description = f"autocontour {prediction.model.get('name', '')}".strip()[:64]
+    forced = "FORCED " if prediction.safety.forced else ""
+    description = f"{forced}autocontour {prediction.model.get('name', '')}".strip()[:64]
     try:
         if ct.dicom is None:
             rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
@@ -85,7 +91,8 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             files.pop("seg")
         write_volume(prediction.labels, tmp / files["labels"])
         write_overview(ct, prediction.labels, tmp / files["overview"],
-                       title=f"{Path(source).name or 'input'}: {prediction.model.get('name', '')}")
+                       title=Path(source).name or "input", model=prediction.model.get("name"),
+                       flags={f.organ: f.action for f in prediction.safety.organs})
         seconds = {**prediction.seconds, "write": round(time.perf_counter() - started, 3)}
         seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 3)
         report = _report(prediction, ct, source, rt.written, rt.empty, seconds, files)
@@ -97,22 +104,33 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
+        done = True
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            remove_if_no_files(created)
     return report
 
 
 def _report(prediction: Prediction, ct: Volume, source: str, written: list[str],
             empty: list[str], seconds: dict[str, float], files: dict[str, str]) -> dict[str, Any]:
     volumes = prediction.labels.volumes_cc()
+    safety = prediction.safety
+    flagged = {f.organ: f.reason for f in safety.organs if f.action == "flagged"}
+    removed = [{"name": f.organ, "reason": f.reason} for f in safety.organs
+               if f.action == "removed"]
+    gone = {r["name"] for r in removed}
     return {
         "input": {"source": source, "shape_zyx": list(ct.shape),
                   "spacing_xyz_mm": [round(s, 4) for s in ct.spacing],
                   "orientation": ct.geometry.orientation_code, "modality": ct.modality,
                   "series_instance_uid": ct.dicom.series_instance_uid if ct.dicom else None},
-        "organs": [{"name": n, "volume_cc": round(volumes[n], 3)} for n in written],
-        "organs_not_found": empty,
+        "organs": [{"name": n, "volume_cc": round(volumes[n], 3),
+                    **({"flag": flagged[n]} if n in flagged else {})} for n in written],
+        "organs_not_found": [n for n in empty if n not in gone],
+        "organs_removed": removed,
+        "safety": safety.to_dict(),
         "seconds": seconds,
         "warnings": list(prediction.warnings),
         "model": prediction.model,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import colorsys
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +97,7 @@ def _turned(colour: RGB) -> list[RGB]:
 def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: int = 4,
                    window: tuple[float, float] = (40.0, 400.0), title: str | None = None,
                    model: str | None = None, reference: LabelMap | None = None,
-                   overwrite: bool = False) -> Path:
+                   flags: Mapping[str, str] | None = None, overwrite: bool = False) -> Path:
     """Write the overview PNG: ``slices`` axial panels, one coronal panel and a legend.
 
     Args:
@@ -111,6 +111,8 @@ def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: in
         model: the model's name, shown under the title with the CT's series description.
         reference: a second label map on the grid (e.g. the truth), drawn dashed in the
             colours of ``labels``' organ set (values that set lacks are not drawn).
+        flags: organ -> "flagged" or "removed" by the anatomy checks: flagged organs are marked
+            "(!)" in the legend, and a title line names both kinds.
         overwrite: replace an existing file.
 
     Returns:
@@ -139,8 +141,14 @@ def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: in
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists; pass overwrite=True to replace it "
                                 "(nothing was written)")
+    lines = _title_lines(ct, title, model)
+    flags = dict(flags or {})
+    for action in ("flagged", "removed"):
+        named = [o for o, a in flags.items() if a == action]
+        if named:
+            lines.append(f"{action} by the anatomy checks: {', '.join(named)} (see report.json)")
     fig = _figure(ct, labels, reference, slices, (level - width / 2, level + width / 2),
-                  _title_lines(ct, title, model))
+                  lines, {o for o, a in flags.items() if a == "flagged"})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
@@ -223,13 +231,14 @@ def _outline(width: float) -> list[patheffects.AbstractPathEffect]:
                                foreground=EDGE_COLOUR, alpha=0.85), patheffects.Normal()]
 
 
-def _legend_name(organ: Organ) -> str:
+def _legend_name(organ: Organ, flagged: bool = False) -> str:
     side = {"L": " (left)", "R": " (right)"}.get(organ.side or "", "")
-    return organ.name + side
+    return organ.name + side + (" (!)" if flagged else "")
 
 
 def _figure(ct: Volume, labels: LabelMap, reference: LabelMap | None, n: int,
-            clim: tuple[float, float], title: list[str]) -> Figure:
+            clim: tuple[float, float], title: list[str],
+            flagged: set[str] | frozenset[str] = frozenset()) -> Figure:
     image = canonical(ct, "LPS")
     planes = [(canonical(labels, "LPS"), "-")]
     if reference is not None:
@@ -266,8 +275,8 @@ def _figure(ct: Volume, labels: LabelMap, reference: LabelMap | None, n: int,
         lines.append(f"{len(present)} organ(s) contoured"
                      + (f"; not on these slices: {', '.join(missing)}" if missing else ""))
     if shown:
-        handles = [Line2D([], [], color=colours[o.label], linewidth=2.0, label=_legend_name(o),
-                          path_effects=_outline(2.0))
+        handles = [Line2D([], [], color=colours[o.label], linewidth=2.0,
+                          label=_legend_name(o, o.name in flagged), path_effects=_outline(2.0))
                    for o in shown if any(o.label in done for done in drawn)]
         if reference is not None:
             handles += [Line2D([], [], color="0.4", linewidth=1.5, label=label, linestyle=style)

@@ -5,12 +5,16 @@ Stages (each timed, each reported to the caller's ``on_stage`` hook):
 1. check: modality, intensities, spacing and orientation against what the model was trained on
    (refusals raise, the rest become warnings);
 2. reorient: permute/flip the CT into the model's layout (no resampling unless oblique);
-3. preprocess: the model's recipe (resample, body crop, intensity normalisation);
-4. network <member>: sliding windows (Gaussian, overlap 0.5), optional mirrored TTA, each
+3. anatomy: the CT's body regions against the model's training CTs (a pelvis CT given to a
+   head-and-neck model is refused unless forced; :mod:`autocontour.inference.anatomy`);
+4. preprocess: the model's recipe (resample, body crop, intensity normalisation);
+5. network <member>: sliding windows (Gaussian, overlap 0.5), optional mirrored TTA, each
    organ from the member the rule picks;
-5. regrid: probabilities interpolated onto the input CT's exact grid, arg-max class by class in
+6. regrid: probabilities interpolated onto the input CT's exact grid, arg-max class by class in
    bounding boxes (memory bounded: no per-class array of the CT's size);
-6. postprocess: largest connected component per organ where validation chose it.
+7. postprocess: largest connected component per organ where validation chose it;
+8. organ checks: volumes, sides and heights against the training cases; organs clearly wrong
+   are removed, doubtful ones flagged.
 
 Example::
 
@@ -32,6 +36,13 @@ import torch
 
 from autocontour import __version__
 from autocontour.errors import InvalidInputError
+from autocontour.inference.anatomy import (
+    AnatomyError,
+    SafetyReport,
+    check_anatomy,
+    check_organs,
+    remove_organs,
+)
 from autocontour.inference.checks import check_input
 from autocontour.inference.combined import ContourModel, combined_probabilities
 from autocontour.inference.model_file import load_model
@@ -53,12 +64,15 @@ class Prediction:
         seconds: stage name -> wall-clock seconds.
         warnings: what was noticed about the input and done about it.
         model: the model's name, versions, members and rule (for reports).
+        safety: what the anatomy checks found: the CT's body regions, whether a refusal was
+            overridden (``force``), and the organs removed or flagged.
     """
 
     labels: LabelMap
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
+    safety: SafetyReport = field(default_factory=SafetyReport)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -121,12 +135,13 @@ class Contourer:
         members = {model.member_for(o) for o in wanted}
         members |= {model.members[m].roi.centre_from for m in list(members)
                     if model.members[m].roi is not None}
-        return ["check", "reorient", "preprocess",
+        return ["check", "reorient", "anatomy", "preprocess",
                 *(f"network {m}" for m in model.members if m in members),
-                "regrid", "postprocess"]
+                "regrid", "postprocess", "organ checks"]
 
     def run(self, volume: Volume, *, tta: bool = False, organs: Iterable[str] | None = None,
-            name: str = "input", on_stage: Callable[[str], None] | None = None) -> Prediction:
+            name: str = "input", on_stage: Callable[[str], None] | None = None,
+            force: bool = False) -> Prediction:
         """Contour ``volume``.
 
         Args:
@@ -138,6 +153,9 @@ class Contourer:
             name: how messages name the input (a path, a series).
             on_stage: called with each stage's name (:meth:`stages`) when it finishes; it may
                 raise (e.g. :class:`~autocontour.errors.JobCancelled`) to stop the run.
+            force: contour a CT the anatomy check refuses (the refusal becomes a warning and
+                the report says it was forced). Organs found clearly wrong after contouring
+                are left out all the same.
 
         Returns:
             The :class:`Prediction`: labels on ``volume``'s exact grid, stage times, warnings.
@@ -145,8 +163,12 @@ class Contourer:
         Raises:
             InvalidInputError: the input is refused (another modality, not HU, constant,
                 non-finite, one slice) or an organ name the model does not know.
+            AnatomyError: the CT does not show the anatomy the model was trained on (a pelvis
+                CT given to a head-and-neck model), unless ``force``.
         """
         model = self.model
+        record = model.expect.record
+        safety = SafetyReport(forced=False)
         wanted = model.resolve_organs(organs)
         seconds: dict[str, float] = {}
         clock = [time.perf_counter()]
@@ -163,6 +185,18 @@ class Contourer:
             finished("check")
             canon = canonical(volume, model.expect.orientation)
             finished("reorient")
+            if model.expect.modality == "CT":
+                safety.anatomy = check_anatomy(canon, model.organs.name, record, model.name,
+                                               name)
+                refusal = safety.anatomy.refusal
+                if refusal and not force:
+                    raise AnatomyError(f"{refusal}: nothing was contoured; --force contours "
+                                       "it anyway")
+                if refusal:
+                    safety.forced = True
+                    warnings.append(f"contoured despite the anatomy check (--force): {refusal}")
+                warnings += safety.anatomy.warnings
+            finished("anatomy")
             pre = model.recipe.apply(canon)
             image = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))
             finished("preprocess")
@@ -182,8 +216,12 @@ class Contourer:
             else model.organs
         result = LabelMap(np.ascontiguousarray(labels, dtype=np.uint8), volume.geometry,
                           organs=organ_set)
+        if model.expect.modality == "CT":
+            safety.organs = check_organs(result, volume, record)
+            result = remove_organs(result, safety.removed())
+        finished("organ checks")
         seconds["total"] = round(sum(seconds.values()), 3)
-        return Prediction(result, seconds, warnings, self.describe(tta, wanted))
+        return Prediction(result, seconds, warnings, self.describe(tta, wanted), safety)
 
     def describe(self, tta: bool = False, organs: Iterable[str] | None = None) -> dict[str, Any]:
         """The model's name, versions, members and rule, for reports."""

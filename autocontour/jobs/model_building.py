@@ -31,8 +31,10 @@ from autocontour.artifacts.config import TrainConfig
 from autocontour.artifacts.files import load_trained_network
 from autocontour.data.cache import CaseCache
 from autocontour.data.folder import DatasetFolder, write_json
+from autocontour.errors import InvalidInputError
 from autocontour.evaluation.overlap import dice
 from autocontour.evaluation.surface import surface_scores
+from autocontour.inference.anatomy import record_training_data
 from autocontour.inference.checks import InputExpectations
 from autocontour.inference.combined import (
     ContourModel,
@@ -41,7 +43,7 @@ from autocontour.inference.combined import (
     choose_rule,
     combined_probabilities,
 )
-from autocontour.inference.model_file import save_model
+from autocontour.inference.model_file import load_model, save_model
 from autocontour.inference.postprocess import choose_largest_component, keep_largest_component
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
 from autocontour.training.callbacks import Callback
@@ -274,7 +276,8 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
     cache = folder.cache()
     split = folder.splits(folds)[fold]
     spacing = np.median([cache.geometry(c).spacing for c in split["train"]], 0)
-    expect = InputExpectations("CT", tuple(float(s) for s in spacing), "LPS")
+    record = record_training_data((cache.load(c) for c in split["train"]), organs)
+    expect = InputExpectations("CT", tuple(float(s) for s in spacing), "LPS", record)
     model = ContourModel(request.name, organs, recipe, expect, members,
                          {o: next(iter(members)) for o in organs.names})
     validation = validate(model, cache, split["val"], request.device)
@@ -293,3 +296,40 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
                                          **validation})
     reporter.finished("write", str(path), last=True)
     return BuildResult(model, path, validation)
+
+
+def update_training_record(model_path: str | Path, dataset: str | Path,
+                           case_ids: Sequence[str] | None = None) -> Path:
+    """Compute a model's training record from its training cases and save it in the model file.
+
+    For models built before the record existed (model file version 1): the weights, the rule
+    and everything else stay as they are; the file is rewritten in the current version with
+    ``expect.record`` filled in, so the anatomy checks know the training CTs.
+
+    Args:
+        model_path: the model file (rewritten in place, atomically).
+        dataset: the data set the model was trained on.
+        case_ids: its training cases; None: those the model file names (``info.train_cases``).
+
+    Raises:
+        InvalidInputError: an unreadable model file, no data set, or a case the data set lacks.
+    """
+    half = _stored_half(model_path)
+    model = load_model(model_path)
+    cache = DatasetFolder(dataset).cache()
+    cases = list(case_ids if case_ids is not None else model.info.get("train_cases", []))
+    missing = [c for c in cases if c not in cache.case_ids]
+    if not cases or missing:
+        raise InvalidInputError(f"{dataset}: the model's training cases are not all there "
+                                f"(missing: {', '.join(missing[:5]) or 'no case named'})")
+    record = record_training_data((cache.load(c) for c in cases), model.organs)
+    model.expect = replace(model.expect, record=record)
+    return save_model(model, model_path, half=half, overwrite=True)
+
+
+def _stored_half(path: str | Path) -> bool:
+    """Whether a model file stores its weights as float16 (kept so when it is rewritten)."""
+    from autocontour.artifacts.files import MODEL, read_file
+
+    data = read_file(path, (MODEL,))
+    return all(m["dtype"] == "float16" for m in data["members"].values())

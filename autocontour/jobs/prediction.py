@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autocontour.errors import InvalidInputError
 from autocontour.inference.outputs import write_outputs
 from autocontour.inference.pipeline import DEFAULT_MODEL, Contourer
 from autocontour.io.formats import read_volume
 from autocontour.io.volume import LabelMap
-from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter, refuse_existing
+from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
+from autocontour.jobs.checks import check_input, check_output_folder
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class PredictRequest:
         series: SeriesInstanceUID or SeriesNumber when the input holds several series.
         overwrite: replace an existing output folder.
         name: how the report and messages name the input (default: the input path).
+        force: contour a CT the anatomy check refuses (wrong body site, too little of it);
+            the report and the RTSTRUCT's series description say it was forced.
     """
 
     input: str | Path
@@ -57,6 +59,7 @@ class PredictRequest:
     series: str | None = None
     overwrite: bool = False
     name: str | None = None
+    force: bool = False
 
 
 @dataclass
@@ -108,9 +111,8 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
         JobCancelled: ``cancel`` said stop.
     """
     out = Path(request.output)
-    refuse_existing(out, request.overwrite)
-    if not Path(request.input).exists():  # refused before the model is loaded
-        raise InvalidInputError(f"{request.input}: no such file or folder")
+    check_output_folder(out, request.overwrite)  # refused before the model is loaded
+    check_input(request.input)
     source = request.name or str(request.input)
     reporter = Reporter(["load model", "read"], progress, cancel, job=f"contouring {source}")
     reporter.check()
@@ -122,7 +124,7 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
     ct = read_volume(request.input, series=request.series, warnings=warnings)
     reporter.finished("read", f"{source}: {'x'.join(map(str, ct.shape[::-1]))} voxels")
     prediction = contourer.run(ct, tta=request.tta, organs=request.organs, name=source,
-                               on_stage=reporter.finished)
+                               on_stage=reporter.finished, force=request.force)
     prediction.warnings[:0] = warnings
     report = write_outputs(prediction, ct, out, source=source, overwrite=request.overwrite)
     reporter.finished("write", str(out), last=True)

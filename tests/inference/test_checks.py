@@ -148,7 +148,8 @@ def test_expectations_round_trip_and_validate() -> None:
     expect = InputExpectations("ct", (0.9, 0.9, 2.5), "lps")
     assert expect.modality == "CT" and expect.orientation == "LPS"
     assert InputExpectations.from_dict(expect.to_dict()) == expect
-    with pytest.raises(InvalidInputError, match="missing or unknown: orientation, spacing"):
+    with pytest.raises(InvalidInputError,
+                       match="missing or unknown: orientation, record, spacing"):
         InputExpectations.from_dict({"modality": "CT"})
     with pytest.raises(InvalidInputError, match="missing or unknown: size"):
         InputExpectations.from_dict({**expect.to_dict(), "size": 3})

@@ -52,7 +52,7 @@ def test_incompatible_version_names_the_writer(tmp_path: Path) -> None:
     data = torch.load(path, weights_only=True)
     data["version"], data["autocontour_version"] = MODEL_FORMAT_VERSION + 1, "9.0.0"
     torch.save(data, path)
-    with pytest.raises(InvalidInputError, match=r"version 2, written by autocontour 9\.0\.0"):
+    with pytest.raises(InvalidInputError, match=r"version 3, written by autocontour 9\.0\.0"):
         load_model(path)
 
 
@@ -107,7 +107,7 @@ def test_training_checkpoint_is_a_one_member_model(tmp_path: Path, hn_case: Phan
      "m.pt: incomplete model file member '3d', missing patch_size"),
     (lambda d: d["members"]["3d"].update(stride=2),
      r"m.pt: model file member '3d' has keys .* \(stride\)"),
-    (lambda d: d.update(format="autocontour-checkpoint"),
+    (lambda d: d.update(format="autocontour-checkpoint", version=1),
      "m.pt: incomplete training checkpoint, missing network"),
 ])
 def test_missing_or_unknown_keys_are_refused(tmp_path: Path, change: object, match: str) -> None:
@@ -118,3 +118,14 @@ def test_missing_or_unknown_keys_are_refused(tmp_path: Path, change: object, mat
     torch.save(data, path)
     with pytest.raises(InvalidInputError, match=match):
         load_model(path)
+
+
+def test_a_version_1_model_file_still_loads_without_a_record(tmp_path: Path) -> None:
+    """Model files written before the training record (version 1) load; they have no record."""
+    path = save_model(tiny_real_model(), tmp_path / "m.pt")
+    data = torch.load(path, weights_only=True)
+    assert data["version"] == MODEL_FORMAT_VERSION == 2 and "record" in data["expect"]
+    data["version"] = 1
+    del data["expect"]["record"]
+    torch.save(data, path)
+    assert load_model(path).expect.record is None

@@ -181,3 +181,12 @@ def test_title_names_the_series_description_and_the_model(ct_dir: Path, hn_case:
     path = write_overview(ct, hn_case.labels, tmp_path / "t.png", title="patient 1",
                           model="hn-model")
     assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_flagged_and_removed_organs_are_named(tmp_path, hn_case) -> None:
+    from autocontour.inference.overview import _legend_name, write_overview
+    from autocontour.organs import HEAD_NECK
+    path = write_overview(hn_case.ct, hn_case.labels, tmp_path / "o.png",
+                          flags={"Eye_L": "flagged", "Parotid_R": "removed"})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _legend_name(HEAD_NECK.by_name("Eye_L"), True) == "Eye_L (left) (!)"
