@@ -1,10 +1,13 @@
 """Synthetic phantoms: the project's test, demo and experiment data.
 
-Three sites, each a function of a seed (same seed and grid -> identical arrays):
+Four sites, each a function of a seed (same seed and grid -> identical arrays):
 
 * :func:`head_neck_case`: CT (int16 HU) + T1-like MR + the 24 HEAD_NECK structures.
 * :func:`pelvis_case`: CT + T2-like MR + PELVIS (prostate for male, cervical CTV for female cases).
-* :func:`chest_case`: a 2-D chest radiograph (1, size, size) with lungs, heart and clavicles.
+* :func:`thorax_case`: a 3-D chest CT + T1-like MR + the CHEST structures (lungs, heart and
+  clavicles), site "thorax" (aliases "chest-ct", "thorax-ct").
+* :func:`chest_case`: a 2-D chest radiograph (1, size, size) with lungs, heart and clavicles
+  (site "chest").
 
 :func:`make_case` picks one by site name, for the CLI and the experiments.
 """
@@ -18,8 +21,9 @@ from autocontour.phantoms._case import PhantomCase
 from autocontour.phantoms.chest import chest_case
 from autocontour.phantoms.head_neck import DEFAULT_SHAPE_HN, head_neck_case
 from autocontour.phantoms.pelvis import DEFAULT_SHAPE_PELVIS, pelvis_case
+from autocontour.phantoms.thorax import DEFAULT_SHAPE_THORAX, thorax_case
 
-SITES = ("head-neck", "pelvis", "chest")
+SITES = ("head-neck", "pelvis", "chest", "thorax")
 _ALIASES = {
     "hn": "head-neck",
     "headneck": "head-neck",
@@ -29,13 +33,17 @@ _ALIASES = {
     "prostate": "pelvis",
     "jsrt": "chest",
     "cxr": "chest",
+    "chest-ct": "thorax",
+    "thorax-ct": "thorax",
 }
 
 
 def make_case(
     site: str, seed: int, shape: tuple[int, int, int] | None = None, **kw: Any
 ) -> PhantomCase:
-    """A phantom case of ``site`` ("head-neck", "pelvis", "chest", or an alias such as "hn").
+    """A phantom case of ``site`` ("head-neck", "pelvis", "chest", "thorax", or an alias: "hn").
+
+    "chest" is the 2-D radiograph; "thorax" (alias "chest-ct") the 3-D chest CT of the same organs.
 
     Args:
         site: which phantom; case, spaces and underscores do not matter.
@@ -54,17 +62,23 @@ def make_case(
                 raise InvalidInputError(f"a chest image has shape (1, size, size), got {shape!r}")
             kw["size"] = shape[1]
         return chest_case(seed, **kw)
-    builder = head_neck_case if key == "head-neck" else pelvis_case
+    builders = {"head-neck": head_neck_case, "pelvis": pelvis_case, "thorax": thorax_case}
+    if kw.get("sex") is not None and key != "pelvis":
+        raise InvalidInputError(f"--sex is for pelvis phantoms (prostate or cervix), not {key}")
+    kw = {k: v for k, v in kw.items() if not (k == "sex" and v is None)}
+    builder = builders[key]
     return builder(seed, shape, **kw) if shape is not None else builder(seed, **kw)
 
 
 __all__ = [
     "DEFAULT_SHAPE_HN",
     "DEFAULT_SHAPE_PELVIS",
+    "DEFAULT_SHAPE_THORAX",
     "SITES",
     "PhantomCase",
     "chest_case",
     "head_neck_case",
     "make_case",
     "pelvis_case",
+    "thorax_case",
 ]
