@@ -18,6 +18,7 @@ from typing import Any, ClassVar, NoReturn, Self
 
 from autocontour import __version__
 from autocontour.errors import AutocontourError
+from autocontour.jobs.base import default_threads
 from autocontour.jobs.checks import (
     check_exists,
     check_file,
@@ -161,7 +162,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         else None
     request = PredictRequest(args.input, args.output, model=args.model, device=args.device,
                              tta=args.tta, organs=organs, series=args.series,
-                             overwrite=args.overwrite, force=args.force)
+                             overwrite=args.overwrite, force=args.force,
+                             threads=args.threads or default_threads())
     with _Bar("contour", args.quiet) as bar:
         result = predict(request, progress=bar)
     report, out = result.report, Path(args.output)
@@ -202,7 +204,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         check_file(args.model, _MODEL)
     from autocontour.jobs.demo import DemoRequest, run_demo
     request = DemoRequest(Path(args.out), seed=args.seed, shape=args.shape, model=args.model,
-                          tta=args.tta, overwrite=args.overwrite)
+                          tta=args.tta, overwrite=args.overwrite,
+                          threads=args.threads or default_threads())
     with _Bar("demo") as bar:
         result = run_demo(request, progress=bar)
     _print_demo(result.report, result.out, result.model)
@@ -375,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="contour a CT the anatomy check refuses (another body site); recorded "
                         "in report.json and the RTSTRUCT's series description")
+    p.add_argument("--threads", type=int, default=None,
+                   help="PyTorch CPU threads (default: the CPUs this process may use)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 
@@ -389,10 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo output")
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation (mirrored CT)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="PyTorch CPU threads (default: the CPUs this process may use)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("phantom", help="write synthetic CT/MR/RTSTRUCT phantom cases")
-    p.add_argument("--site", required=True, help="head-neck, pelvis or chest")
+    p.add_argument("--site", required=True,
+                   help="head-neck, pelvis, thorax (3-D chest CT) or chest (2-D radiograph)")
     p.add_argument("--cases", type=_at_least(1), default=1,
                    help="number of cases (default: 1)")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per case)")

@@ -25,7 +25,7 @@ import autocontour
 #: package ``__init__`` alone (``__version__``). A module no entry covers fails the test: add it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # 0: what everything may use
-    ("autocontour", "autocontour.errors"),
+    ("autocontour", "autocontour.errors", "autocontour.paths"),
     # 1: pure building blocks, independent of each other
     ("autocontour.organs", "autocontour.evaluation", "autocontour.models"),
     # 2: files in and out

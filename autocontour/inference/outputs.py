@@ -35,8 +35,8 @@ from autocontour.errors import OutputExistsError
 from autocontour.inference.overview import write_overview
 from autocontour.inference.pipeline import Prediction
 from autocontour.io import write_dicom_seg, write_rtstruct, write_volume
-from autocontour.io.paths import first_missing, remove_if_no_files
 from autocontour.io.volume import Volume
+from autocontour.paths import first_missing, remove_if_no_files
 
 OUTPUT_FILES = {"rtstruct": "rtstruct.dcm", "seg": "seg.dcm", "labels": "labels.nii.gz",
                 "overview": "overview.png", "report": "report.json"}

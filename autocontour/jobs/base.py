@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from autocontour.errors import JobCancelled, OutputExistsError
-from autocontour.io.paths import first_missing, remove_if_no_files
+from autocontour.errors import InvalidInputError, JobCancelled, OutputExistsError
+from autocontour.paths import first_missing, remove_if_no_files
 
 
 @dataclass(frozen=True)
@@ -132,3 +132,31 @@ def atomic_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         if not done:
             remove_if_no_files(created)
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on (``os.sched_getaffinity``), the CLI's default threads.
+
+    PyTorch's own default counts the machine's cores, not the ones the process is allowed (a
+    container, a batch system, ``taskset``); on a shared 2-core machine that oversubscription
+    made the demo 3-4x slower than one thread.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def use_threads(threads: int | None) -> None:
+    """Set PyTorch's intra-op threads to ``threads``; None leaves the process's setting alone.
+
+    Raises:
+        InvalidInputError: ``threads`` below 1.
+    """
+    if threads is None:
+        return
+    if threads < 1:
+        raise InvalidInputError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)

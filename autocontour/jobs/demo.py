@@ -28,6 +28,7 @@ from autocontour.jobs.base import (
     ProgressCallback,
     Reporter,
     atomic_folder,
+    use_threads,
 )
 from autocontour.jobs.checks import check_output_folder
 from autocontour.jobs.prediction import PredictRequest, load_contourer, predict
@@ -47,6 +48,7 @@ class DemoRequest:
         tta: test-time augmentation (mirrored CT).
         device: where the networks run.
         overwrite: replace an earlier demo output (only once the new one is complete).
+        threads: PyTorch CPU threads; None leaves the process's setting alone.
     """
 
     out: str | Path = "autocontour-demo"
@@ -56,6 +58,7 @@ class DemoRequest:
     tta: bool = False
     device: str = "cpu"
     overwrite: bool = False
+    threads: int | None = None
 
 
 @dataclass
@@ -82,6 +85,7 @@ def run_demo(request: DemoRequest, progress: ProgressCallback | None = None,
                         job="the demo")
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    use_threads(request.threads)
     contourer = load_contourer(request.model, request.device)
     reporter.finished("load model", contourer.model.name)
     with atomic_folder(out, request.overwrite) as tmp:
@@ -111,14 +115,14 @@ def run_demo(request: DemoRequest, progress: ProgressCallback | None = None,
         rows = evaluate_case(pred, truth, ct.spacing, names, case=case.case_id)
         volumes = {o["name"]: o["volume_cc"] for o in report["organs"]}
         organs = [{"organ": r["organ"], "volume_cc": round(volumes.get(r["organ"], 0.0), 3),
-                   "truth_cc": round(r["volume_truth_cc"], 3), "dice": round(r["dice"], 4),
+                   "truth_cc": round(r["volume_truth_cc"], 3), "dice": r["dice"],
                    "hd95_mm": None if math.isnan(r["hd95_mm"]) else round(r["hd95_mm"], 2)}
                   for r in rows]
-        dices = [r["dice"] for r in organs]
+        dices = [r["dice"] for r in organs]  # unrounded: printing rounds once
         hd95s = [r["hd95_mm"] for r in organs if r["hd95_mm"] is not None]
         demo = {"case": case.case_id, "seed": seed, "shape_zyx": list(ct.shape),
                 "model": report["model"], "tta": request.tta, "organs": organs,
-                "mean_dice": round(float(np.mean(dices)), 4) if dices else None,
+                "mean_dice": float(np.mean(dices)) if dices else None,
                 "median_hd95_mm": round(float(np.median(hd95s)), 2) if hd95s else None,
                 "organs_missed": [r["organ"] for r in organs if r["volume_cc"] == 0.0],
                 "seconds": {**{k: round(v, 3) for k, v in timings.items()},

@@ -37,10 +37,10 @@ from autocontour.evaluation.report import (
 )
 from autocontour.evaluation.stats import compare_markdown, compare_models
 from autocontour.io.formats import read_labels, read_volume
-from autocontour.io.paths import first_missing, remove_if_no_files
 from autocontour.io.volume import LabelMap
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
 from autocontour.organs import Organ, OrganSet, get_organ_set
+from autocontour.paths import first_missing, remove_if_no_files
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".h5", ".hdf5")
 COMPARED_METRICS = ("dice", "hd95_mm", "surface_dice")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from autocontour.errors import InvalidInputError, OutputExistsError
-from autocontour.io.paths import first_missing, remove_if_no_files
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
 from autocontour.jobs.checks import check_output_folder
+from autocontour.paths import first_missing, remove_if_no_files
 from autocontour.phantoms.export import write_cases
 
 
@@ -25,7 +25,7 @@ class PhantomRequest:
     """Which phantoms to write.
 
     Attributes:
-        site: "head-neck", "pelvis" or "chest".
+        site: "head-neck", "pelvis", "thorax" (3-D chest CT) or "chest" (2-D radiograph).
         cases: how many (seeds seed, seed+1, ...).
         out: the output folder (one sub-folder per case, ``phantoms.json``).
         seed: the first case's seed.

@@ -28,7 +28,7 @@ from autocontour.inference.outputs import write_outputs
 from autocontour.inference.pipeline import DEFAULT_MODEL, Contourer
 from autocontour.io.formats import read_volume
 from autocontour.io.volume import LabelMap
-from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
+from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter, use_threads
 from autocontour.jobs.checks import check_input, check_output_folder
 
 
@@ -48,6 +48,8 @@ class PredictRequest:
         name: how the report and messages name the input (default: the input path).
         force: contour a CT the anatomy check refuses (wrong body site, too little of it);
             the report and the RTSTRUCT's series description say it was forced.
+        threads: PyTorch CPU threads; None leaves the process's setting alone (the CLI passes
+            the CPUs the process may use, :func:`~autocontour.jobs.base.default_threads`).
     """
 
     input: str | Path
@@ -60,6 +62,7 @@ class PredictRequest:
     overwrite: bool = False
     name: str | None = None
     force: bool = False
+    threads: int | None = None
 
 
 @dataclass
@@ -116,6 +119,7 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
     source = request.name or str(request.input)
     reporter = Reporter(["load model", "read"], progress, cancel, job=f"contouring {source}")
     reporter.check()
+    use_threads(request.threads)
     if contourer is None:
         contourer = load_contourer(request.model, request.device)
     reporter.stages += contourer.stages(request.organs) + ["write"]

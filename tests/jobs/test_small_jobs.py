@@ -144,3 +144,23 @@ def test_a_failed_predict_leaves_no_folder_it_created(tmp_path: Path, monkeypatc
     with pytest.raises(OSError):
         predict(PredictRequest(ct_dir, tmp_path / "a" / "b" / "out"))
     assert not (tmp_path / "a").exists()
+
+
+def test_threads_default_to_the_cpus_the_process_may_use(monkeypatch) -> None:
+    import os
+
+    import torch
+
+    from autocontour.jobs.base import default_threads, use_threads
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5})
+    assert default_threads() == 3
+    before = torch.get_num_threads()
+    try:
+        use_threads(2)
+        assert torch.get_num_threads() == 2
+        use_threads(None)  # leaves the setting alone
+        assert torch.get_num_threads() == 2
+        with pytest.raises(InvalidInputError, match="--threads must be at least 1"):
+            use_threads(0)
+    finally:
+        torch.set_num_threads(before)
