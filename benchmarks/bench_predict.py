@@ -1,16 +1,19 @@
-"""End-to-end prediction speed (issue 6): a DICOM CT folder in, RTSTRUCT (+ SEG, NIfTI, report) out.
+"""End-to-end prediction speed: a DICOM CT folder in, RTSTRUCT (+ SEG, NIfTI, overview, report) out.
 
-Target: a 512x512x160 head & neck CT contoured with the shipped model in under 60 s on this
-2-core CPU without test-time augmentation (TTA). Also reported: how the time grows with the
-number of slices (160 -> 320) and with TTA, and the peak memory of each configuration.
+Targets (issue 13) for a 512x512x160 head & neck CT and the shipped model on a 2-core CPU: a cold
+``autocontour predict`` process (Python start to exit) in <= 12 s, and the in-process predict job
+with the model already loaded (what a service or a DICOM node does per CT) in <= 8 s. Also
+reported: every stage including the imports, model loading and reading, how the time grows with
+the number of slices (160 -> 320) and with test-time augmentation (TTA), and peak memory.
 
 The phantom CTs (``head_neck_case(seed 90002)``, 160 and 320 slices of 512x512; never trained
 on) are generated once into ``--cache`` as DICOM series with their true labels; that is not
-timed. Each configuration then runs as a fresh Python process doing what ``autocontour predict``
-does: load the model, read the DICOM folder, contour (``Contourer.run``), write the outputs
-(``write_outputs``: RTSTRUCT, DICOM-SEG, NIfTI labels, overview PNG, report). Timed stages:
-load model, read, every pipeline stage, write; "total" is their sum, "process wall" adds the
-interpreter start and imports. Peak memory is the process's peak resident set size, taken from
+timed. Each configuration then runs as a fresh Python process that imports the predict job,
+loads the model and runs the job (``autocontour.jobs.predict``) twice with the model kept: the
+first run's stages (read, every pipeline stage, write) are timed from the job's progress
+reports, the second run is the "warm" in-process time. "total" is imports + load + the first
+run, "process wall" adds the interpreter start; then ``autocontour predict`` itself runs as a
+cold process and its wall time is the "cold" figure. Peak memory is the process's peak resident set size, taken from
 ``os.wait4`` on that one child (its own ``ru_maxrss``; ``RUSAGE_CHILDREN`` would give the
 maximum over all children so far). After the timing, the prediction's Dice against the
 phantom's truth (mean over the organs present in the truth) shows that the speed is not bought
@@ -42,7 +45,8 @@ from typing import Any
 import numpy as np
 
 SEED = 90002
-TARGET_SECONDS = 60.0
+TARGET_COLD_S = 12.0  # issue 13, 2-core CPU: a cold ``autocontour predict`` process
+TARGET_WARM_S = 8.0  # the in-process job with the model already loaded (a service, a node)
 TARGET_SLICES = 160
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_predict.txt"
 
@@ -116,36 +120,67 @@ def organ_dice(pred: np.ndarray, pred_organs: dict[str, int], truth: np.ndarray,
 
 
 def worker(ct_dir: Path, model: str | None, tta: bool, threads: int, out: Path) -> dict[str, Any]:
-    """One configuration, as ``autocontour predict`` runs it; stage seconds, peak RSS, Dice."""
-    import torch
+    """One configuration through the predict job, as ``autocontour predict`` and a service run it.
 
-    torch.set_num_threads(threads)
-    from autocontour.inference import Contourer, write_outputs
-    from autocontour.io import read_volume
-
-    seconds: dict[str, float] = {}
+    Stages: the imports of the job (PyTorch, MONAI, ...), loading the model, then the job's own
+    stages (read, check, ..., write) timed from its progress reports. The job runs twice with
+    the model kept loaded: the first run is what a fresh ``autocontour predict`` process does
+    after loading; the second ("warm") is what a service that keeps the model does per CT.
+    """
     start = time.perf_counter()
-    contourer = Contourer.from_checkpoint(model) if model else Contourer.default()
+    from autocontour.jobs.base import use_threads
+    from autocontour.jobs.prediction import PredictRequest, load_contourer, predict
+
+    use_threads(threads)
+    seconds: dict[str, float] = {"imports": round(time.perf_counter() - start, 3)}
+    start = time.perf_counter()
+    contourer = load_contourer(model, "cpu")
     seconds["load model"] = round(time.perf_counter() - start, 3)
-    start = time.perf_counter()
-    ct = read_volume(ct_dir)
-    seconds["read"] = round(time.perf_counter() - start, 3)
-    prediction = contourer.run(ct, tta=tta, name=str(ct_dir))
-    report = write_outputs(prediction, ct, out, source=str(ct_dir), overwrite=True)
-    seconds.update({k: v for k, v in report["seconds"].items() if k != "total"})
+
+    def run() -> tuple[dict[str, float], Any]:
+        stages: dict[str, float] = {}
+        clock = [time.perf_counter()]
+
+        def tick(report: Any) -> None:
+            now = time.perf_counter()
+            stages[report.stage] = round(stages.get(report.stage, 0.0) + now - clock[0], 3)
+            clock[0] = now
+
+        result = predict(PredictRequest(ct_dir, out, tta=tta, overwrite=True), progress=tick,
+                         contourer=contourer)
+        stages.pop("load model", None)  # the contourer was given: nothing loaded
+        return stages, result
+
+    first, result = run()
+    seconds.update(first)
     seconds["total"] = round(sum(seconds.values()), 3)
+    warm, result = run()
     peak_mb = _vm_hwm_mb()
     truth = np.load(ct_dir.parent / "truth.npz")
-    scores = organ_dice(prediction.labels.array,
-                        {o.name: o.label for o in prediction.labels.organs},
+    labels = result.labels
+    scores = organ_dice(labels.array, {o.name: o.label for o in labels.organs},
                         truth["labels"], json.loads(str(truth["organs"])))
-    return {"seconds": seconds, "peak_rss_mb_at_write": round(peak_mb, 1),
-            "torch_threads": torch.get_num_threads(), "shape_zyx": list(ct.shape),
-            "tta": tta, "model_name": prediction.model.get("name"),
-            "rule": prediction.model.get("rule"), "warnings": prediction.warnings,
-            "organs_written": [o["name"] for o in report["organs"]],
+    import torch
+
+    return {"seconds": seconds, "warm_job_s": round(sum(warm.values()), 3),
+            "warm_seconds": warm, "peak_rss_mb_at_write": round(peak_mb, 1),
+            "torch_threads": torch.get_num_threads(), "shape_zyx": list(labels.shape),
+            "tta": tta, "model_name": result.model, "rule": result.report["model"].get("rule"),
+            "warnings": result.warnings,
+            "organs_written": [o["name"] for o in result.report["organs"]],
             "dice": scores, "mean_dice": round(float(np.mean(list(scores.values()))), 4)
             if scores else float("nan")}
+
+
+def cold_cli(ct_dir: Path, model: Path, out: Path, threads: int, tta: bool,
+             env: dict[str, str]) -> float:
+    """Wall seconds of a fresh ``autocontour predict`` process (Python start to exit)."""
+    command = [sys.executable, "-m", "autocontour.cli", "predict", str(ct_dir), "-o", str(out),
+               "--overwrite", "--quiet", "--threads", str(threads), "--model", str(model)]
+    start = time.perf_counter()
+    subprocess.run(command + (["--tta"] if tta else []), check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
 
 
 def _vm_hwm_mb() -> float:
@@ -232,8 +267,10 @@ def table(runs: list[dict[str, Any]], slices: list[int]) -> str:
     if len(network) > 1:
         lines.append(row("network, all members",
                          lambda r: sum(r["seconds"].get(s, 0.0) for s in network)))
-    lines.append(row("**total** (load .. write)", lambda r: r["seconds"]["total"]))
-    lines.append(row("process wall (+ Python, imports)", lambda r: r["process_wall_s"]))
+    lines.append(row("**total** (imports .. write)", lambda r: r["seconds"]["total"]))
+    lines.append(row("process wall (+ Python start)", lambda r: r["process_wall_s"]))
+    lines.append(row("**cold `autocontour predict` process**", lambda r: r["cold_cli_s"]))
+    lines.append(row("**in-process job, model loaded (warm)**", lambda r: r["warm_job_s"]))
     lines.append(row("peak RSS MB", lambda r: r["peak_rss_mb"], 0))
     lines.append(row("mean Dice vs truth", lambda r: r["mean_dice"], 3, ratio=False))
     return "\n".join(lines)
@@ -284,8 +321,9 @@ def main() -> None:
         worker_args = ["--worker", str(folders[slices] / "ct"), "--worker-out", str(out),
                        "--threads", str(args.threads), "--model", str(model)]
         result, peak_mb, wall = run_config(worker_args + (["--worker-tta"] if tta else []), env)
+        cold = cold_cli(folders[slices] / "ct", model, cache / "out_cli", args.threads, tta, env)
         run = {"slices": slices, "tta": tta, **result, "peak_rss_mb": round(peak_mb, 1),
-               "process_wall_s": round(wall, 2)}
+               "process_wall_s": round(wall, 2), "cold_cli_s": round(cold, 2)}
         runs.append(run)
         print(f"{label(slices, tta)}: total {run['seconds']['total']:.1f} s, peak RSS "
               f"{peak_mb:.0f} MB, mean Dice {run['mean_dice']:.3f}", flush=True)
@@ -293,10 +331,13 @@ def main() -> None:
     size_mb = model.stat().st_size / 1e6
     target = next(r for r in runs if r["slices"] == args.slices[0] and not r["tta"])
     at_target = args.slices[0] == TARGET_SLICES and args.size == 512
-    passed = target["seconds"]["total"] < TARGET_SECONDS
-    verdict = (f"target: {args.size}x{args.size}x{args.slices[0]} without TTA, DICOM in -> "
-               f"outputs written, < {TARGET_SECONDS:.0f} s: {target['seconds']['total']:.1f} s "
-               f"{'PASS' if passed else 'FAIL'}"
+    passed = (target["cold_cli_s"] <= TARGET_COLD_S and target["warm_job_s"] <= TARGET_WARM_S)
+    verdict = (f"targets ({args.size}x{args.size}x{args.slices[0]} without TTA, DICOM in -> all "
+               f"outputs written, {cores()} CPU cores): cold `autocontour predict` process "
+               f"<= {TARGET_COLD_S:.0f} s: {target['cold_cli_s']:.1f} s "
+               f"{'PASS' if target['cold_cli_s'] <= TARGET_COLD_S else 'FAIL'}; in-process job "
+               f"with the model loaded <= {TARGET_WARM_S:.0f} s: {target['warm_job_s']:.1f} s "
+               f"{'PASS' if target['warm_job_s'] <= TARGET_WARM_S else 'FAIL'}"
                + ("" if at_target else " (not the target's size: smoke run)"))
     where = (f"# {date.today().isoformat()}, {info['cores']}-core CPU ({info['cpu']}), "
              f"{info['ram_gib']} GiB RAM, torch {info['torch']} with {args.threads} thread(s), "
@@ -320,7 +361,8 @@ def main() -> None:
         {"command": command.strip(), "date": date.today().isoformat(), "machine": info,
          "model": {"file": model.name, "size_bytes": model.stat().st_size,
                    "name": target["model_name"]},
-         "seed": SEED, "size": args.size, "target_seconds": TARGET_SECONDS,
+         "seed": SEED, "size": args.size,
+         "targets_s": {"cold_cli": TARGET_COLD_S, "warm_job": TARGET_WARM_S},
          "target_passed": passed if at_target else None, "runs": runs}, indent=2))
 
 

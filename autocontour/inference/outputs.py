@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,23 +77,38 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
     forced = "FORCED " if prediction.safety.forced else ""
     description = f"{forced}autocontour {prediction.model.get('name', '')}".strip()[:64]
     try:
+        def dicom_outputs() -> Any:
+            """RTSTRUCT (and, for non-DICOM input, the CT series it references), then SEG."""
+            if ct.dicom is None:
+                rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
+                                    series_description=description,
+                                    write_reference_to=tmp / "ct")
+                reference: Volume | Path = tmp / "ct"
+            else:
+                rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
+                                    series_description=description)
+                reference = ct
+            if rt.written:
+                write_dicom_seg(labels, reference, tmp / files["seg"])
+            return rt
+
+        def other_outputs() -> None:
+            write_volume(prediction.labels, tmp / files["labels"])
+            write_overview(ct, prediction.labels, tmp / files["overview"],
+                           title=Path(source).name or "input",
+                           model=prediction.model.get("name"),
+                           flags={f.organ: f.action for f in prediction.safety.organs})
+
+        # The two chains share nothing but the read-only labels: written side by side (most of
+        # their time is in NumPy, SimpleITK, zlib and Agg, which release the GIL).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            dicom, other = pool.submit(dicom_outputs), pool.submit(other_outputs)
+            other.result()
+            rt = dicom.result()
         if ct.dicom is None:
-            rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
-                                series_description=description, write_reference_to=tmp / "ct")
-            reference: Volume | Path = tmp / "ct"
             files["ct"] = "ct/"
-        else:
-            rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
-                                series_description=description)
-            reference = ct
-        if rt.written:
-            write_dicom_seg(labels, reference, tmp / files["seg"])
-        else:
+        if not rt.written:
             files.pop("seg")
-        write_volume(prediction.labels, tmp / files["labels"])
-        write_overview(ct, prediction.labels, tmp / files["overview"],
-                       title=Path(source).name or "input", model=prediction.model.get("name"),
-                       flags={f.organ: f.action for f in prediction.safety.organs})
         seconds = {**prediction.seconds, "write": round(time.perf_counter() - started, 3)}
         seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 3)
         report = _report(prediction, ct, source, rt.written, rt.empty, seconds, files)
