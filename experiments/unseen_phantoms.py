@@ -1,13 +1,18 @@
 """How well a model contours head & neck phantoms it has never seen: Dice and HD95 per organ.
 
 The demo scores one unseen case; one case says little (a small organ's Dice moves by 0.1 from
-case to case). This contours ``--cases`` fresh phantoms (seeds 90001 on; the shipped model was
-trained and validated on seeds 1000-1039) with each model given, through the same
+case to case). This contours ``--cases`` fresh phantoms (seeds ``--first-seed`` on; the shipped
+model was trained and validated on seeds 1000-1039) with each model given, through the same
 ``Contourer.run`` as ``autocontour predict`` (the CT handed over in memory, at the phantom's own
 128x128x64 grid), and scores every organ against the phantom's truth on the CT's grid.
 
+Seeds 90001-90010 (the default) chose between model versions, so they are a development set;
+seeds 95001-95010 are the test set, scored once with the shipped model and never used for a
+decision (``experiments/results/unseen_test/``). Keep it that way: compare models on 90001 on.
+
     python experiments/unseen_phantoms.py                       # the shipped model, 10 cases
     python experiments/unseen_phantoms.py --models a.pt b.pt    # and a paired comparison
+    python experiments/unseen_phantoms.py --first-seed 95001 --out experiments/results/unseen_test
 
 Writes to ``--out`` (default ``experiments/results/unseen``): ``scores.csv`` (model, case,
 organ and every metric of ``evaluate_case``), ``table.md`` (per organ mean and sd of Dice and
@@ -133,12 +138,19 @@ def tables(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> tuple[
     return "\n".join(lines) + "\n", summary
 
 
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the working folder when it lies inside it (a repository path)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(Path.cwd()) if resolved.is_relative_to(Path.cwd()) else path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None,
                         help="model files (default: the shipped model); LABEL=PATH names one")
     parser.add_argument("--cases", type=int, default=10)
-    parser.add_argument("--first-seed", type=int, default=FIRST_SEED)
+    parser.add_argument("--first-seed", type=int, default=FIRST_SEED,
+                        help="first phantom seed (90001: development set; 95001: the test set)")
     parser.add_argument("--out", type=Path, default=Path("experiments/results/unseen"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -164,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.argv[1:] if argv is None else argv),
             "seconds": time.perf_counter() - started, "threads": args.threads,
             "seeds": f"{seeds[0]}-{seeds[-1]}",
-            "model_files": {m: str(p.rpartition('=')[2]) for m, p in zip(models, specs)}}
+            "model_files": {m: _shown(p.rpartition("=")[2]) for m, p in zip(models, specs)}}
     markdown, summary = tables(rows, meta)
     args.out.mkdir(parents=True, exist_ok=True)
     from autocontour.evaluation import write_csv

@@ -114,8 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     dataset = make_dataset(args.work, args.cases)
     if args.record_only:
         update_training_record(args.out, dataset)
-        print(f"training record of {len(load_model(args.out).info['train_cases'])} cases "
-              f"saved in {args.out}")
+        record = load_model(args.out).expect.record
+        summary = args.out.with_suffix(".json")
+        report = json.loads(summary.read_text()) if summary.is_file() else {}
+        report["size_bytes"] = args.out.stat().st_size
+        report["training_record"] = {"cases": record.cases, "regions": record.regions,
+                                     "extent_mm": list(record.extent_mm),
+                                     "command": " ".join(["python scripts/train_default_model.py",
+                                                          *(argv or sys.argv[1:])])}
+        summary.write_text(json.dumps(report, indent=2))
+        print(f"training record of {record.cases} cases saved in {args.out} and {summary}")
         return 0
     command = "python scripts/train_default_model.py " + " ".join(argv or sys.argv[1:])
     result = build_model(BuildModelRequest(

@@ -1,0 +1,407 @@
+"""Every measured figure the README quotes equals, at the README's rounding, its committed source.
+
+Each ``Claim`` is a README phrase with ``{}`` where a number stands (whitespace in the phrase
+matches any whitespace, so line wrapping does not matter), the committed file the numbers come
+from, and how to get them from it. A claim fails when the phrase is no longer in the README
+(reworded: update the table) or when a number differs from the file's value rounded to as many
+decimals as the README shows. A source written ``REV:path`` is read from git history.
+
+To add a figure to the README: commit the result file that holds it (with the command that made
+it) and add a Claim here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+NUMBER = r"(-?\d[\d,]*(?:\.\d+)?)"
+
+
+class Source:
+    """A committed result file: its text, JSON and Markdown table rows, read on demand."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.path = None if ":" in spec else ROOT / spec
+
+    @cached_property
+    def text(self) -> str:
+        if self.path is not None:
+            return self.path.read_text()
+        done = subprocess.run(["git", "show", self.spec], cwd=ROOT, capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"{self.spec} needs the git history: {done.stderr.strip()}")
+        return done.stdout
+
+    @cached_property
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    def row(self, first_cell: str) -> list[str]:
+        """The cells after the first of the Markdown table row whose first cell is given."""
+        for line in self.text.splitlines():
+            cells = [c.replace("**", "").strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("|") and cells[0] == first_cell:
+                return cells[1:]
+        raise AssertionError(f"no table row {first_cell!r} in {self.spec}")
+
+    def find(self, pattern: str, index: int = 0) -> list[float]:
+        """The numbers the groups of the ``index``-th match of ``pattern`` capture."""
+        matches = list(re.finditer(pattern, self.text))
+        assert len(matches) > index, f"{pattern!r} not found in {self.spec}"
+        return [float(g.replace(",", "")) for g in matches[index].groups()]
+
+
+@dataclass(frozen=True)
+class Claim:
+    readme: str  # a README phrase; each {} is a number
+    source: str  # a file under the repository root, or REV:path in git history
+    extract: Callable[[Source], Sequence[float]]  # the numbers, in the phrase's order
+
+
+def _num(cell: str) -> float:
+    return float(re.match(NUMBER, cell.strip()).group(1).replace(",", ""))
+
+
+def _dice(summary: Source, model: str = "shipped") -> dict[str, float]:
+    return summary.json["models"][model]["organ_dice"]
+
+
+def _cases(summary: Source) -> list[float]:
+    cases = summary.json["models"]["shipped"]["case_mean_dice"].values()
+    return [min(cases), max(cases)]
+
+
+def _members(model_json: Source) -> dict[str, float]:
+    return {m: sum(d.values()) / len(d) for m, d in model_json.json["validation_dice"].items()}
+
+
+def _parameters(member: str) -> Callable[[Source], list[float]]:
+    def count(model_file: Source) -> list[float]:
+        import torch
+
+        model = torch.load(model_file.path, map_location="cpu", weights_only=False)
+        state = model["members"][member]["state_dict"]
+        return [sum(t.numel() for k, t in state.items()
+                    if "running_" not in k and "num_batches" not in k) / 1e6]
+    return count
+
+
+def _predict(run: int, *stages: str) -> Callable[[Source], list[float]]:
+    return lambda s: [sum(s.json["runs"][run]["seconds"][k] for k in stages)]
+
+
+def _network(s: Source, run: int) -> float:
+    return sum(v for k, v in s.json["runs"][run]["seconds"].items() if k.startswith("network"))
+
+
+def _fold_minutes(*folds: int) -> Callable[[Source], list[float]]:
+    def minutes(_: Source) -> list[float]:
+        out = []
+        for k in folds:
+            budget = Source(f"experiments/results/table1/folds/fold_{k}.json").json["budget"]
+            out.append(sum(m["seconds"] for m in budget.values()) / 60)
+        return out
+    return minutes
+
+
+UNSEEN = "experiments/results/unseen/summary.json"
+TEST_SET = "experiments/results/unseen_test/summary.json"
+MODEL_JSON = "autocontour/assets/hn_phantom_default.json"
+PREDICT = "benchmarks/results/bench_predict.json"
+SMALL = ["OpticChiasm", "Pituitary", "Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R",
+         "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R"]
+LARGE = ["Brainstem", "Eye_L", "Eye_R", "Lobe_Temporal_L", "Lobe_Temporal_R", "Parotid_L",
+         "Parotid_R", "Bone_Mandible_L", "Bone_Mandible_R"]
+VOLUMES = {"parotid": ("head-neck", ["Parotid_L", "Parotid_R"]),
+           "brainstem": ("head-neck", ["Brainstem"]), "lens": ("head-neck", ["Lens_L", "Lens_R"]),
+           "chiasm": ("head-neck", ["OpticChiasm"]), "bladder": ("pelvis", ["Bladder"]),
+           "femoral head": ("pelvis", ["Femur_Head_L", "Femur_Head_R"]),
+           "CTV": ("pelvis", ["CTV"]), "prostate": ("pelvis", ["Prostate"])}
+
+
+def _volume_ranges(s: Source) -> list[float]:
+    out = []
+    for site, organs in VOLUMES.values():
+        v = s.json["sites"][site]["volume_cc"]
+        out += [min(v[o]["min"] for o in organs), max(v[o]["max"] for o in organs)]
+    return out
+
+
+CLAIMS = [
+    # --- the safety checks: the shipped model's training record
+    Claim("shipped model: head-neck on every slice, {} mm)", MODEL_JSON,
+          lambda s: [s.json["training_record"]["extent_mm"][0]]),
+    Claim("its record was added from the same {}\ntraining phantoms", MODEL_JSON,
+          lambda s: [s.json["training_record"]["cases"]]),
+    # --- the top: test suite time, status table, "what the shipped model reaches"
+    Claim("the test suite (about {} min on 2 cores: {}m{}s measured",
+          "benchmarks/results/test_suite.txt",
+          lambda s: [(t := s.find(r"real\s+(\d+)m([\d.]+)s"))[0] + t[1] / 60, *t]),
+    Claim("mean Dice {} on 10 fresh test phantoms (seeds 95001-95010; {} on the development "
+          "phantoms 90001-90010", TEST_SET,
+          lambda s: [s.json["models"]["shipped"]["mean_dice"],
+                     Source(UNSEEN).json["models"]["shipped"]["mean_dice"]]),
+    Claim("mean Dice **{} over the 24 organs on 10 fresh test phantoms** (seeds 95001-95010, "
+          "per case {}-{},", TEST_SET,
+          lambda s: [s.json["models"]["shipped"]["mean_dice"], *_cases(s)]),
+    Claim("Brainstem, eyes, temporal lobes, parotids and mandible {}-{};", TEST_SET,
+          lambda s: [min(_dice(s)[o] for o in LARGE), max(_dice(s)[o] for o in LARGE)]),
+    Claim("the smallest: optic chiasm {}, pituitary {}, lenses {}/{}, optic nerves {}/{}, inner "
+          "ears {}/{}, cochleae {}/{};", TEST_SET, lambda s: [_dice(s)[o] for o in SMALL]),
+    Claim("HD95 {}-{} mm per organ", "experiments/results/unseen_test/table.md",
+          lambda s: [min(hd := [_num(s.row(o)[1]) for o in LARGE + SMALL]), max(hd)]),
+    Claim("a development set: {} there too (per case {}-{}), {} on the demo case (seed 90001)",
+          UNSEEN, lambda s: [s.json["models"]["shipped"]["mean_dice"], *_cases(s),
+                             s.json["models"]["shipped"]["case_mean_dice"]["hn_s90001"]]),
+    Claim("on its 8 validation phantoms the combined model scores {}", MODEL_JSON,
+          lambda s: [_members(s)["combined"]]),
+    Claim("the batch-Dice model {}; the 3-D-small member trained on chiasm and pituitary alone "
+          "(below) {}, with the chiasm going from {} to {}.", UNSEEN,
+          lambda s: [s.json["models"]["previous_d1e8bcd"]["mean_dice"],
+                     s.json["models"]["shipped"]["mean_dice"],
+                     _dice(s, "previous_d1e8bcd")["OpticChiasm"], _dice(s)["OpticChiasm"]]),
+    # --- the demo
+    Claim("It takes about {} s on this 2-core CPU", "benchmarks/results/bench_demo.txt",
+          lambda s: s.find(r"median ([\d.]+) s")),
+    # --- phantoms
+    Claim("Generation takes about {} s per default case (128x128x64) and about {} s at "
+          "512x512x160.", "experiments/results/phantoms/summary.json",
+          lambda s: [s.json["sites"]["head-neck"]["seconds_per_case"],
+                     median(s.json["big_head_neck"]["seconds"])]),
+    Claim("Typical volumes (cm³) over 20 seeds: parotid {}–{}, brainstem {}–{}, lens {}–{}, "
+          "chiasm {}–{}, bladder {}–{}, femoral head {}–{}, CTV {}–{}, prostate {}–{}",
+          "experiments/results/phantoms/summary.json", _volume_ranges),
+    # --- predict and the shipped model
+    Claim("about {}x the network time (`benchmarks/bench_predict.py`", PREDICT,
+          lambda s: [_network(s, 2) / _network(s, 0)]),
+    Claim("# {} min for the committed model", MODEL_JSON, lambda s: [s.json["seconds"] / 60]),
+    Claim("| `ResUNet2D` 16/32/64/128/192 | {} M |", "autocontour/assets/hn_phantom_default.pt",
+          _parameters("2d")),
+    Claim("| `UNet3D` 8/16/32/48/64 | {} M |", "autocontour/assets/hn_phantom_default.pt",
+          _parameters("3d")),
+    Claim("| `UNet3D` 8/16/32/48, box 16x64x64 | {} M |",
+          "autocontour/assets/hn_phantom_default.pt", _parameters("3d_small")),
+    Claim("| 14 x 100 steps, Adam 2e-3 | {} min |", MODEL_JSON,
+          lambda s: [s.json["info"]["training_seconds"]["2d"] / 60]),
+    Claim("| 4 x 100 steps | {} min |", MODEL_JSON,
+          lambda s: [s.json["info"]["training_seconds"]["3d"] / 60]),
+    Claim("| 8 x 100 steps | {} min |", MODEL_JSON,
+          lambda s: [s.json["info"]["training_seconds"]["3d_small"] / 60]),
+    Claim("shared the same 2 cores: {} min in all", MODEL_JSON,
+          lambda s: [s.json["seconds"] / 60]),
+    Claim("The file is {} MB", "autocontour/assets/hn_phantom_default.pt",
+          lambda s: [s.path.stat().st_size / 1e6]),
+    Claim("(mean Dice: 2d {}, 3d {}, 3d_small {} on its two organs, combined {})", MODEL_JSON,
+          lambda s: [_members(s)[m] for m in ("2d", "3d", "3d_small", "combined")]),
+    Claim("3d_small for the optic chiasm ({} against {} for the 2-D model)", MODEL_JSON,
+          lambda s: [s.json["validation_dice"][m]["OpticChiasm"] for m in ("3d_small", "2d")]),
+    Claim("(the pituitary too: {} against 3d_small's {})", MODEL_JSON,
+          lambda s: [s.json["validation_dice"][m]["Pituitary"] for m in ("2d", "3d_small")]),
+    # --- training: batch Dice
+    Claim("mean validation Dice {} with it, {} without; cochleae {}/{} against {};",
+          "experiments/results/batch_dice/table.md",
+          lambda s: [_num(s.row("mean")[3]), _num(s.row("mean")[1]),
+                     _num(s.row("Cochlea_L")[3]), _num(s.row("Cochlea_R")[3]),
+                     max(_num(s.row("Cochlea_L")[1]), _num(s.row("Cochlea_R")[1]))]),
+    # --- benchmarks
+    Claim("| `autocontour.io.read_volume` (with every check above) | {} |",
+          "benchmarks/results/bench_read.txt", lambda s: s.find(r"autocontour read_volume\s+([\d.]+)")),
+    Claim("| SimpleITK `ImageSeriesReader` (GDCM) alone | {} |",
+          "benchmarks/results/bench_read.txt",
+          lambda s: s.find(r"SimpleITK ImageSeriesReader\s+([\d.]+)")),
+    Claim("| ratio | **{}x** (target ≤ 1.3x)", "benchmarks/results/bench_read.txt",
+          lambda s: s.find(r"ratio ours/SimpleITK = ([\d.]+)")),
+    Claim("| series reference (our header-only read / `RTStructBuilder.create_new`) | {} | {} | "
+          "{}x |", "benchmarks/results/bench_rtstruct.txt",
+          lambda s: s.find(r"series reference \(headers / create_new\)\s+([\d.]+)\s+([\d.]+)\s+"
+                           r"([\d.]+)x")),
+    Claim("| contours + write, CT in memory (`write_rtstruct` / `add_roi` x 22 + `save`) | {} | "
+          "{} | {}x |", "benchmarks/results/bench_rtstruct.txt",
+          lambda s: s.find(r"contours \+ write, CT in memory\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x")),
+    Claim("| DICOM folder in → RTSTRUCT file out | **{}** | {} | **{}x** |",
+          "benchmarks/results/bench_rtstruct.txt",
+          lambda s: s.find(r"DICOM folder in -> RTSTRUCT file out\s+([\d.]+)\s+([\d.]+)\s+"
+                           r"([\d.]+)x")),
+    Claim("On 22 noise-surfaced synthetic organs with {} contours the ratios are {}x and {}x.",
+          "benchmarks/results/bench_rtstruct.txt",
+          lambda s: [*s.find(r"22 organs, (\d+) contours", 1),
+                     *s.find(r"CT in memory\s+[\d.]+\s+[\d.]+\s+([\d.]+)x", 1),
+                     *s.find(r"RTSTRUCT file out\s+[\d.]+\s+[\d.]+\s+([\d.]+)x", 1)]),
+    Claim("| `CaseCache.read_patch` | {} patches/s |", "benchmarks/results/bench_loading.txt",
+          lambda s: s.find(r"cache read_patch \| ([\d.]+)")),
+    Claim("| {} patches/s (the cache is {}x faster) |", "benchmarks/results/bench_loading.txt",
+          lambda s: [*s.find(r"crop \| ([\d.]+) patches/s"), *s.find(r"cache / NIfTI \| (\d+)x")]),
+    Claim("DataLoader with 2 workers, batch 2 | {} s per batch |",
+          "benchmarks/results/bench_loading.txt",
+          lambda s: s.find(r"with augmentation \| ([\d.]+) s/batch")),
+    Claim("see below) | {} s |", "benchmarks/results/bench_loading.txt",
+          lambda s: s.find(r"Adam step, batch 2 \| ([\d.]+) s/step")),
+    Claim("| {} s per batch: the loader keeps the step fed |",
+          "benchmarks/results/bench_loading.txt",
+          lambda s: s.find(r"training loop \| ([\d.]+) s/batch")),
+    Claim("ours takes {} s for a 16×128×128 patch", "benchmarks/results/bench_training.txt",
+          lambda s: s.find(r"\| unet3d \| [\d,]+ \| ([\d.]+) \|")),
+    *[Claim(f"| {name} | {{}} | {{}} | {{}} | {{}} |", "benchmarks/results/bench_training.txt",
+            lambda s, key=key: [_num(c) for c in s.row(key)])
+      for name, key in [("`UNet3D` (seed 002 defaults)", "unet3d"),
+                        ("`UNet3D` residual + SE + 1 recurrent pass", "unet3d-full"),
+                        ("MONAI `DynUNet`, same channels per stage", "dynunet")]],
+    Claim("train at the same speed ({}x). The full ablation model costs {}x",
+          "benchmarks/results/bench_training.txt",
+          lambda s: [*s.find(r"dynunet: ([\d.]+)x"),
+                     _num(s.row("unet3d-full")[1]) / _num(s.row("unet3d")[1])]),
+    Claim("| read DICOM | {} s | {} s | {} s |", PREDICT,
+          lambda s: [r["seconds"]["read"] for r in s.json["runs"]]),
+    Claim("| check + preprocess (resample to 2 mm, body crop) | {} s | {} s | {} s |", PREDICT,
+          lambda s: [_predict(i, "check", "preprocess")(s)[0] for i in range(3)]),
+    Claim("| networks (2d + 3d + 3d_small) | {} s | {} s ({}x) | {} s ({}x) |", PREDICT,
+          lambda s: [_network(s, 0), _network(s, 1), _network(s, 1) / _network(s, 0),
+                     _network(s, 2), _network(s, 2) / _network(s, 0)]),
+    Claim("| of which 3d_small (16x64x64 box) | {} s | {} s | {} s |", PREDICT,
+          lambda s: [r["seconds"]["network 3d_small"] for r in s.json["runs"]]),
+    Claim("| regrid onto 512x512 + largest component | {} s | {} s | {} s |", PREDICT,
+          lambda s: [_predict(i, "regrid", "postprocess")(s)[0] for i in range(3)]),
+    Claim("| write RTSTRUCT, SEG, NIfTI, PNG, report | {} s | {} s | {} s |", PREDICT,
+          lambda s: [r["seconds"]["write"] for r in s.json["runs"]]),
+    Claim("| **total** | **{} s** (target < 60 s) | {} s ({}x) | {} s ({}x) |", PREDICT,
+          lambda s: [(t := [r["seconds"]["total"] for r in s.json["runs"]])[0], t[1],
+                     t[1] / t[0], t[2], t[2] / t[0]]),
+    Claim("| peak RSS | {} MB | {} MB | {} MB |", PREDICT,
+          lambda s: [r["peak_rss_mb"] for r in s.json["runs"]]),
+    Claim("| mean Dice vs the phantom's truth | {} | {} | {} |", PREDICT,
+          lambda s: [r["mean_dice"] for r in s.json["runs"]]),
+    Claim("from 160 to 320 ({}x)", PREDICT, lambda s: [_network(s, 1) / _network(s, 0)]),
+    Claim("TTA adds {}x to the network time only and lifts Dice from {} to {} here", PREDICT,
+          lambda s: [_network(s, 2) / _network(s, 0), s.json["runs"][0]["mean_dice"],
+                     s.json["runs"][2]["mean_dice"]]),
+    Claim("model measured {} s / {} s / {} s on another day",
+          "d1e8bcd:benchmarks/results/bench_predict.txt",
+          lambda s: [_num(c) for c in s.row("total (load .. write)")[:3]]),
+    # --- experiments
+    Claim("`python experiments/table21_ablation.py` ({} min on this 2-core CPU",
+          "experiments/results/table21/table21_run.json", lambda s: [s.json["seconds"] / 60]),
+    Claim("baseline {}, +residual {}, +residual+SE {}, +cycle {}, +Dice loss {}.",
+          "experiments/results/table21/table21.md",
+          lambda s: [_num(s.row(m)[4]) for m in (
+              "U-Net (baseline, CE)", "+residual", "+residual+SE", "+residual+SE+cycle",
+              "+residual+SE+cycle+Dice loss")]),
+    Claim("the source's monotone {} to {}.", "experiments/results/table21/table21.md",
+          lambda s: [_num(s.row("U-Net (baseline, CE)")[6]),
+                     _num(s.row("+residual+SE+cycle+Dice loss")[6])]),
+    Claim("(one thread each; {}, {} and {} min of member training) and then folds 3-4 ({} and {} "
+          "min)", "experiments/results/table1/folds/fold_0.json", _fold_minutes(0, 1, 2, 3, 4)),
+    Claim("**2D {}, 3D {}, combined {}** (HD95 {} / {} / {} mm)",
+          "experiments/results/table1/table1.md",
+          lambda s: [_num(s.row("mean over organs")[i]) for i in (0, 1, 3, 4, 5, 7)]),
+    Claim("**3D-small {} / {}** against 2D {} / {} and 3D {} / {},",
+          "experiments/results/table1/table1.md",
+          lambda s: [_num(s.row(o)[i]) for i in (2, 0, 1) for o in ("OpticChiasm", "Pituitary")]),
+    Claim("the pituitary in {} of 5 (the source's final pituitary: {})",
+          "experiments/results/table1/rules.json",
+          lambda s: [sum(f["rule"]["Pituitary"] == "3d_small" for f in s.json.values()),
+                     *Source("experiments/results/table1/table1.md").find(
+                         r"\| Pituitary \|.*final ([\d.]+)")]),
+    Claim("best or within 0.001 of the best member for {} of 24 organs",
+          "experiments/results/table1/README.md",
+          lambda s: s.find(r"within 0.001 of the best member\) for (\d+) of 24")),
+    Claim("member's own Dice) gives {}, i.e. the selection bias is about {} here",
+          "experiments/results/table1/README.md",
+          lambda s: [(m := s.find(r"mean ([\d.]+), against ([\d.]+)"))[0], m[1] - m[0]]),
+    Claim("Committed run (10 cases, {} min with one thread", UNSEEN,
+          lambda s: [s.json["meta"]["seconds"] / 60]),
+    Claim("model **{}** mean Dice (per case {}-{}, HD95 {} mm on average, no organ missed) "
+          "against **{}** for the previous shipped model", UNSEEN,
+          lambda s: [s.json["models"]["shipped"]["mean_dice"], *_cases(s),
+                     s.json["models"]["shipped"]["mean_hd95_mm"],
+                     s.json["models"]["previous_d1e8bcd"]["mean_dice"]]),
+    Claim("better for {} organs at p < 0.05 (uncorrected)", UNSEEN,
+          lambda s: [sum(t["p"] < 0.05 and t["diff"] > 0 for t in s.json["paired_dice"])]),
+    Claim("optic chiasm {} to {} (now from the 3-D-small member), left optic nerve {} to {}, left "
+          "inner ear {} to {}, cochlea L {} to {}, eyes +{}/+{}.", UNSEEN,
+          lambda s: [*[_dice(s, m)[o] for o in ("OpticChiasm", "OpticNrv_L", "Ear_Internal_L",
+                                                 "Cochlea_L")
+                       for m in ("previous_d1e8bcd", "shipped")],
+                     *[_dice(s)[o] - _dice(s, "previous_d1e8bcd")[o] for o in ("Eye_L", "Eye_R")]]),
+    Claim("which scored {} on validation this time against {} with the same plan and seed",
+          MODEL_JSON, lambda s: [_members(s)["2d"],
+                                 _members(Source(f"d1e8bcd:{MODEL_JSON}"))["2d"]]),
+    Claim("3-D-small, {} against the 2-D model's {} on validation).", MODEL_JSON,
+          lambda s: [s.json["validation_dice"][m]["OpticChiasm"] for m in ("3d_small", "2d")]),
+    Claim("(the third command, {} min with 2 threads", TEST_SET,
+          lambda s: [s.json["meta"]["seconds"] / 60]),
+    Claim("mean Dice **{}** (per case {}-{}, HD95 {} mm on average, no organ missed), the figure "
+          "quoted at the top", TEST_SET,
+          lambda s: [s.json["models"]["shipped"]["mean_dice"], *_cases(s),
+                     s.json["models"]["shipped"]["mean_hd95_mm"]]),
+]
+
+
+@cache
+def _readme() -> str:
+    return README.read_text()
+
+
+def _pattern(phrase: str) -> str:
+    """``phrase`` as a regex: literal text, any whitespace for whitespace, NUMBER for {}."""
+    literal = [r"\s+".join(re.escape(w) for w in re.split(r"\s+", part))
+               for part in phrase.split("{}")]
+    return NUMBER.join(literal)
+
+
+def _agrees(quoted: str, value: float) -> bool:
+    """``value`` printed with as many decimals as ``quoted`` shows reads the same."""
+    quoted = quoted.replace(",", "")
+    decimals = len(quoted.partition(".")[2])
+    return f"{value:.{decimals}f}" == quoted
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: re.sub(r"\W+", " ", c.readme)[:60])
+def test_readme_figure_matches_its_committed_source(claim: Claim) -> None:
+    match = re.search(_pattern(claim.readme), _readme())
+    assert match, f"README no longer says {claim.readme!r}: reword the claim with the README"
+    source = Source(claim.source)
+    assert source.path is None or source.path.is_file(), f"{claim.source} is not committed"
+    values = list(claim.extract(source))
+    quoted = list(match.groups())
+    assert len(values) == len(quoted), (quoted, values)
+    wrong = [f"README {q} vs {v:.6g}" for q, v in zip(quoted, values, strict=True)
+             if not _agrees(q, v)]
+    assert not wrong, f"{claim.readme!r} disagrees with {claim.source}: {'; '.join(wrong)}"
+
+
+def test_no_organ_missed_on_either_phantom_set() -> None:
+    for summary in (UNSEEN, TEST_SET):
+        assert Source(summary).json["models"]["shipped"]["organs_missed"] == 0, summary
+    assert "worse for none" in " ".join(_readme().split())
+    assert not any(t["p"] < 0.05 and t["diff"] < 0 for t in Source(UNSEEN).json["paired_dice"])
+
+
+def test_demo_transcript_is_the_committed_demo_output() -> None:
+    """Every line of the README's demo transcript (bar the elision) is in bench_demo.txt."""
+    block = re.search(r"```text\n\$ autocontour demo\n(.*?)```", _readme(), re.DOTALL)
+    assert block, "the README has no demo transcript"
+    committed = set(Source("benchmarks/results/bench_demo.txt").text.splitlines())
+    lines = [line for line in block.group(1).splitlines() if not line.startswith("...")]
+    missing = [line for line in lines if line not in committed]
+    assert not missing, f"not in benchmarks/results/bench_demo.txt: {missing}"
+
+
+def test_the_claim_checker_catches_a_changed_number() -> None:
+    assert _agrees("0.853", 0.85255) and _agrees("4,962,274", 4962274) and _agrees("0", 0.0)
+    assert not _agrees("0.225", 0.232) and not _agrees("71", 71.6)
+    assert re.search(_pattern("per case {}-{},"), "per\n  case 0.826-0.887,").groups() == (
+        "0.826", "0.887")
