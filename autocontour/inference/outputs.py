@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from autocontour.errors import OutputExistsError
-from autocontour.inference.overview import write_overview
 from autocontour.inference.pipeline import Prediction
-from autocontour.io import write_dicom_seg, write_rtstruct, write_volume
+from autocontour.io import write_rtstruct, write_volume
 from autocontour.io.volume import Volume
 from autocontour.paths import first_missing, remove_if_no_files
 
@@ -89,10 +88,14 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
                                     series_description=description)
                 reference = ct
             if rt.written:
+                from autocontour.io.dicom_seg import write_dicom_seg  # highdicom: only here
+
                 write_dicom_seg(labels, reference, tmp / files["seg"])
             return rt
 
         def other_outputs() -> None:
+            from autocontour.inference.overview import write_overview  # matplotlib: only here
+
             write_volume(prediction.labels, tmp / files["labels"])
             write_overview(ct, prediction.labels, tmp / files["overview"],
                            title=Path(source).name or "input",

@@ -88,14 +88,14 @@ def test_predict_with_a_bad_model_file_is_one_clear_line(tmp_path: Path, ct_dir:
 
 
 def test_write_outputs_is_all_or_nothing(tmp_path: Path, monkeypatch) -> None:
-    from autocontour.inference import Contourer, outputs
+    from autocontour.inference import Contourer, outputs, overview
     ct, _ = sphere_ct()
     prediction = Contourer(band_model()).run(ct)
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(outputs, "write_overview", broken)
+    monkeypatch.setattr(overview, "write_overview", broken)
     with pytest.raises(RuntimeError):
         outputs.write_outputs(prediction, ct, tmp_path / "out")
     assert not (tmp_path / "out").exists()

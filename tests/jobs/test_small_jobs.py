@@ -134,13 +134,13 @@ def test_a_failed_predict_leaves_no_folder_it_created(tmp_path: Path, monkeypatc
                                                       ct_dir: Path) -> None:
     import errno
 
-    from autocontour.inference import outputs
+    from autocontour.inference import overview
     from autocontour.jobs import PredictRequest, predict
 
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", "overview.png")
 
-    monkeypatch.setattr(outputs, "write_overview", full_disk)
+    monkeypatch.setattr(overview, "write_overview", full_disk)
     with pytest.raises(OSError):
         predict(PredictRequest(ct_dir, tmp_path / "a" / "b" / "out"))
     assert not (tmp_path / "a").exists()
