@@ -25,9 +25,9 @@ import autocontour
 #: package ``__init__`` alone (``__version__``). A module no entry covers fails the test: add it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # 0: what everything may use
-    ("autocontour", "autocontour.errors", "autocontour.paths"),
+    ("autocontour", "autocontour.errors"),
     # 1: pure building blocks, independent of each other
-    ("autocontour.organs", "autocontour.evaluation", "autocontour.models"),
+    ("autocontour.organs", "autocontour.evaluation", "autocontour.models", "autocontour.paths"),
     # 2: files in and out
     ("autocontour.io",),
     # 3: data sets and phantoms, independent of each other

@@ -24,19 +24,16 @@ overwritten unless asked.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from autocontour.errors import OutputExistsError
 from autocontour.inference.pipeline import Prediction
 from autocontour.io import write_rtstruct, write_volume
 from autocontour.io.volume import Volume
-from autocontour.paths import first_missing, remove_if_no_files
+from autocontour.paths import atomic_folder, refuse_existing
 
 OUTPUT_FILES = {"rtstruct": "rtstruct.dcm", "seg": "seg.dcm", "labels": "labels.nii.gz",
                 "overview": "overview.png", "report": "report.json"}
@@ -61,21 +58,13 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
         GeometryMismatchError: the labels are not on the CT's grid.
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise OutputExistsError(f"{out}: already holds files; choose another output folder or "
-                                "pass --overwrite (nothing was written)")
+    refuse_existing(out, overwrite)  # before any work
     started = time.perf_counter()
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    created = first_missing(tmp.parent)  # parent folders made for the output, removed on failure
-    tmp.mkdir(parents=True)
-    done = False
     labels = prediction.labels
     files = dict(OUTPUT_FILES)
     forced = "FORCED " if prediction.safety.forced else ""
     description = f"{forced}autocontour {prediction.model.get('name', '')}".strip()[:64]
-    try:
+    with atomic_folder(out, overwrite) as tmp:
         def dicom_outputs() -> Any:
             """RTSTRUCT (and, for non-DICOM input, the CT series it references), then SEG."""
             if ct.dicom is None:
@@ -119,16 +108,6 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             report["warnings"].append(f"no organ found: {files['rtstruct']} holds no ROI and no "
                                       f"{OUTPUT_FILES['seg']} was written")
         (tmp / files["report"]).write_text(json.dumps(report, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, out)
-        done = True
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if not done:
-            remove_if_no_files(created)
     return report
 
 

@@ -11,14 +11,10 @@ service will turn them into a progress field).
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from autocontour.errors import InvalidInputError, JobCancelled, OutputExistsError
-from autocontour.paths import first_missing, remove_if_no_files
+from autocontour.errors import InvalidInputError, JobCancelled
 
 
 @dataclass(frozen=True)
@@ -83,55 +79,6 @@ class Reporter:
             total = max(len(self.stages), 1)
             frac = self.done / total if fraction is None else fraction
             self._progress(Progress(stage, min(max(frac, 0.0), 1.0), message))
-
-
-def refuse_existing(out: Path, overwrite: bool, what: str = "output folder") -> None:
-    """Refuse to write over an existing, non-empty output before any work is done.
-
-    Raises:
-        OutputExistsError: ``out`` is a file, or a folder that holds files, and ``overwrite``
-            is False (nothing was read or written).
-    """
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise OutputExistsError(f"{out}: already holds files; choose another {what} or pass "
-                                "--overwrite (nothing was read or written)")
-
-
-@contextmanager
-def atomic_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
-    """A temporary folder beside ``out`` that becomes ``out`` when the block ends without error.
-
-    On an error (or a cancellation) the temporary folder is removed, with any folder above it
-    that was created for it, and ``out`` is left as it was; an existing ``out`` is replaced only
-    when ``overwrite`` is True, and only once the new one is complete.
-
-    Raises:
-        OutputExistsError: see :func:`refuse_existing` (checked before and after the block).
-    """
-    out = Path(out)
-    refuse_existing(out, overwrite)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    created = first_missing(tmp.parent)
-    tmp.mkdir(parents=True)
-    done = False
-    try:
-        yield tmp
-        refuse_existing(out, overwrite)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-        done = True
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if not done:
-            remove_if_no_files(created)
 
 
 def default_threads() -> int:

@@ -18,9 +18,10 @@ from autocontour.data.importer import import_dataset as import_cases
 from autocontour.data.nnunet import export_nnunet
 from autocontour.data.recipes import Recipe
 from autocontour.errors import InvalidInputError, OutputExistsError
-from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter, atomic_folder
+from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
 from autocontour.jobs.checks import check_output_folder
 from autocontour.organs import get_organ_set
+from autocontour.paths import atomic_folder
 
 
 @dataclass(frozen=True)

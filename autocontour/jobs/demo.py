@@ -27,11 +27,11 @@ from autocontour.jobs.base import (
     CancelCheck,
     ProgressCallback,
     Reporter,
-    atomic_folder,
     use_threads,
 )
 from autocontour.jobs.checks import check_output_folder
 from autocontour.jobs.prediction import PredictRequest, load_contourer, predict
+from autocontour.paths import atomic_folder
 from autocontour.phantoms import head_neck_case
 
 
