@@ -142,6 +142,10 @@ def _volume_ranges(s: Source) -> list[float]:
 
 
 CLAIMS = [
+    # --- the status table: the predict speed targets
+    Claim("meets its {} s CPU target, the cold process ({} s) misses {} s", PREDICT,
+          lambda s: [s.json["targets_s"]["warm_job"], s.json["runs"][0]["cold_cli_s"],
+                     s.json["targets_s"]["cold_cli"]]),
     # --- the safety checks: the shipped model's training record
     Claim("shipped model: head-neck on every slice, {} mm)", MODEL_JSON,
           lambda s: [s.json["training_record"]["extent_mm"][0]]),
