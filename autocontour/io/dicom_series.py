@@ -389,6 +389,15 @@ def read_series_grid(path: str | Path, series: str | int | None = None,
     return stack.geometry, stack.ref
 
 
+def series_geometry(info: SeriesInfo) -> Geometry:
+    """The grid the reader makes of a scanned series (headers only; ``info`` from ``scan``).
+
+    Raises:
+        InvalidInputError (or MissingSliceError): the reader would refuse the series.
+    """
+    return _stack(info, []).geometry
+
+
 @dataclass
 class _Stack:
     slices: list[_Slice]

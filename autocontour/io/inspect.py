@@ -78,12 +78,12 @@ def _series(s: SeriesInfo) -> dict[str, Any]:
     (``convert`` and ``predict`` fail with it), else None. When refused, the geometry shown is
     the one the series would have without the problem (sorted slices, median step).
     """
-    from autocontour.io.dicom_series import _stack
+    from autocontour.io.dicom_series import series_geometry
 
     first = s.slices[0].dataset
     refused = None
     try:
-        geometry = _stack(s, []).geometry  # exactly the reader's grid (headers only)
+        geometry = series_geometry(s)  # exactly the reader's grid (headers only)
     except InvalidInputError as exc:
         refused = str(exc)
         geometry = _unchecked_geometry(s)
