@@ -1,17 +1,29 @@
-"""Train the model shipped with autocontour: head & neck OARs from phantoms, on CPU, fixed seed.
+"""Train the models shipped with autocontour from phantoms, on CPU, from a fixed seed.
 
-    python scripts/train_default_model.py            # ~33 min alone on 2 CPU cores; writes
-        autocontour/assets/hn_phantom_default.pt     # the model file (float16 weights)
-        autocontour/assets/hn_phantom_default.json   # rule, validation Dice/HD95, times
+    python scripts/train_default_model.py                 # head & neck, ~71 min on 2 CPU cores
+    python scripts/train_default_model.py --site pelvis   # pelvis
 
-It generates 40 head & neck phantoms (seeds 1000-1039; the demo uses 90001, never trained on),
-imports them, and builds the combined model of seed 004 (spec B4) on fold 0 of a 5-fold split
-(32 training, 8 validation cases): a 2-D residual U-Net on axial slices, a 3-D U-Net on the body
-crop and a 3-D-small U-Net on a 16x64x64 box around the optic chiasm and pituitary, trained on
-those two organs alone (the others are background to it, as in seed 004). The rule
-(which member each organ comes from) and the largest-component switches are chosen on the 8
-validation cases. Networks are small (about 3.3 M weights in all) so that the file stays a few
-MB and CPU inference stays fast. A second run re-uses finished members (``--work``).
+Each writes ``autocontour/assets/<name>.pt`` (float16 weights, the rule, the training record)
+and ``<name>.json`` (rule, validation Dice/HD95, times, the command).
+
+**Head and neck** (``hn_phantom_default``): 40 head & neck phantoms (seeds 1000-1039; the demo
+uses 90001, never trained on), the combined model of seed 004 (spec B4) on fold 0 of a 5-fold
+split (32 training, 8 validation cases): a 2-D residual U-Net on axial slices, a 3-D U-Net on the
+body crop and a 3-D-small U-Net on a 16x64x64 box around the optic chiasm and pituitary, trained
+on those two organs alone (the others are background to it, as in seed 004).
+
+**Pelvis** (``pelvis_phantom_default``): 40 pelvis phantoms of both sexes (seeds 2000-2039),
+the bladder, rectum, femoral heads, prostate (men) and cervical-cancer CTV (women). Members: seed
+000's 2-D residual U-Net on axial slices (spec B1) and seed 002's CTV network (spec B2/B3), a
+3-D U-Net with the ablation's best switches (residual blocks, SE, one recurrent refinement pass,
+Dice + cross-entropy). Recipe: seed 002's window (stored values 0..1600, i.e. -1024..576 HU at
+the usual intercept) scaled to 0..1, but applied in HU, so a scanner's intercept does not move it,
+and resampling to a fixed spacing (the phantoms' own) instead of seed 002's fixed shape, so a
+CT's field of view does not change the voxel size the network sees.
+
+For both, the rule (which member each organ comes from) and the largest-component switches are
+chosen on the validation cases. Networks are small so that the files stay a few MB and CPU
+inference stays fast. A second run re-uses finished members (``--work``).
 """
 
 from __future__ import annotations
@@ -21,6 +33,8 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,25 +44,16 @@ from autocontour.data.importer import import_dataset
 from autocontour.data.recipes import Recipe
 from autocontour.data.steps_body import CropBody
 from autocontour.data.steps_grid import Resample
-from autocontour.data.steps_intensity import ClipIntensity, ZScore
+from autocontour.data.steps_intensity import ClipIntensity, ScaleToUnit, ZScore
 from autocontour.inference.combined import SMALL_ROI_ORGANS, SMALL_ROI_SIZE, RoiSpec
 from autocontour.inference.model_file import load_model
 from autocontour.jobs import BuildModelRequest, MemberPlan, Progress, build_model
 from autocontour.jobs.model_building import update_training_record
-from autocontour.organs import HEAD_NECK
+from autocontour.organs import HEAD_NECK, PELVIS, OrganSet
 from autocontour.phantoms.export import write_cases
 
 ASSETS = Path(__file__).resolve().parent.parent / "autocontour" / "assets"
-SEED, CASES, FIRST_CASE_SEED = 0, 40, 1000
-
-#: The model grid: the phantoms' own spacing (260 mm / 128 px, 3 mm slices), so training data is
-#: not interpolated; clinic CTs (0.5-1 mm pixels) are resampled to it.
-RECIPE = Recipe("hn-phantom-2mm", (
-    Resample(spacing=(2.03125, 2.03125, 3.0)),
-    CropBody(),
-    ClipIntensity(-1000.0, 1500.0),
-    ZScore(mode="foreground", threshold=-500.0),
-))
+SEED, CASES = 0, 40
 
 AUGMENT = {"rotation_deg": 10.0, "affine_prob": 0.3, "elastic_prob": 0.0, "gamma_prob": 0.2,
            "noise_prob": 0.2, "flip_axes": [], "lr_mirror": "swap", "lr_mirror_prob": 0.5}
@@ -58,25 +63,26 @@ COMMON = {"recipe": "fingerprint",
           "augmentation": AUGMENT, "amp": False, "seed": SEED, "num_workers": 1}
 
 
-def plans(scale: float = 1.0) -> list[MemberPlan]:
-    """The three members; ``scale`` multiplies the epochs (tests and quick looks use less)."""
-    def epochs(n: int) -> int:
-        return max(1, round(n * scale))
+def _epochs(n: int, scale: float) -> int:
+    return max(1, round(n * scale))
 
+
+def hn_plans(scale: float = 1.0) -> list[MemberPlan]:
+    """Head and neck: 2-D, 3-D and 3-D-small members; ``scale`` multiplies the epochs."""
     small_weights = {o: (1.0 if o in SMALL_ROI_ORGANS else 0.0) for o in HEAD_NECK.names}
     return [
         MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D",
                                                 "kwargs": {"channels": [16, 32, 64, 128, 192]}},
-                          "patch_size": [1, 96, 96], "batch_size": 16, "epochs": epochs(14),
-                          "steps_per_epoch": 100, "val_every": 4}),
+                          "patch_size": [1, 96, 96], "batch_size": 16,
+                          "epochs": _epochs(14, scale), "steps_per_epoch": 100, "val_every": 4}),
         MemberPlan("3d", {**COMMON, "network": {"name": "UNet3D",
                                                 "kwargs": {"channels": [8, 16, 32, 48, 64]}},
-                          "patch_size": [32, 96, 96], "batch_size": 2, "epochs": epochs(4),
-                          "steps_per_epoch": 100, "val_every": 2}),
+                          "patch_size": [32, 96, 96], "batch_size": 2,
+                          "epochs": _epochs(4, scale), "steps_per_epoch": 100, "val_every": 2}),
         MemberPlan("3d_small", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
                        "channels": [8, 16, 32, 48], "strides": [[2, 2, 2]] * 3 + [[1, 2, 2]]}},
                        "patch_size": list(SMALL_ROI_SIZE), "batch_size": 4,
-                       "epochs": epochs(8), "steps_per_epoch": 100, "val_every": 4,
+                       "epochs": _epochs(8, scale), "steps_per_epoch": 100, "val_every": 4,
                        "organs": list(SMALL_ROI_ORGANS),
                        "sampling": {"foreground_fraction": 0.9,
                                     "organ_sampling": small_weights}},
@@ -84,23 +90,73 @@ def plans(scale: float = 1.0) -> list[MemberPlan]:
     ]
 
 
-def make_dataset(work: Path, cases: int) -> Path:
-    """Phantoms -> data set (with RECIPE as its own recipe); re-used when present."""
+def pelvis_plans(scale: float = 1.0) -> list[MemberPlan]:
+    """Pelvis: seed 000's 2-D residual U-Net and seed 002's 3-D CTV U-Net (best switches)."""
+    return [
+        MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D",
+                                                "kwargs": {"channels": [16, 32, 64, 96, 128]}},
+                          "patch_size": [1, 96, 96], "batch_size": 16,
+                          "epochs": _epochs(16, scale), "steps_per_epoch": 100, "val_every": 4}),
+        MemberPlan("3d", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
+                              "channels": [8, 16, 32, 48, 64], "residual": True, "se": True,
+                              "cycle_steps": 1}},
+                          "patch_size": [32, 96, 96], "batch_size": 2,
+                          "epochs": _epochs(6, scale), "steps_per_epoch": 100, "val_every": 3}),
+    ]
+
+
+@dataclass(frozen=True)
+class Site:
+    """What one shipped model is trained on and how."""
+
+    model: str            # file stem in autocontour/assets and the model's name
+    phantom: str          # phantom site for write_cases
+    organs: OrganSet
+    first_seed: int       # phantom seeds first_seed .. first_seed + cases - 1
+    recipe: Recipe
+    plans: Callable[[float], list[MemberPlan]]
+
+
+SITES = {
+    "head-neck": Site("hn_phantom_default", "head-neck", HEAD_NECK, 1000, Recipe(
+        # the phantoms' own spacing (260 mm / 128 px, 3 mm slices): training data is not
+        # interpolated; clinic CTs (0.5-1 mm pixels) are resampled to it
+        "hn-phantom-2mm", (Resample(spacing=(2.03125, 2.03125, 3.0)), CropBody(),
+                           ClipIntensity(-1000.0, 1500.0),
+                           ZScore(mode="foreground", threshold=-500.0))), hn_plans),
+    "pelvis": Site("pelvis_phantom_default", "pelvis", PELVIS, 2000, Recipe(
+        # the phantoms' own spacing (420 mm / 128 px, 3 mm slices); seed 002's window in HU
+        "pelvis-phantom-3mm", (Resample(spacing=(3.28125, 3.28125, 3.0)),
+                               CropBody(remove_arms=False),
+                               ClipIntensity(-1024.0, 576.0), ScaleToUnit(-1024.0, 576.0))),
+        pelvis_plans),
+}
+#: Kept for callers of the head-and-neck script's names (tests, experiments).
+RECIPE = SITES["head-neck"].recipe
+FIRST_CASE_SEED = SITES["head-neck"].first_seed
+plans = hn_plans
+
+
+def make_dataset(work: Path, cases: int, site: Site = SITES["head-neck"]) -> Path:
+    """Phantoms -> data set (with the site's recipe as its own recipe); re-used when present."""
     folder = DatasetFolder(work / "dataset")
-    if folder.saved_recipe() != RECIPE:  # the import saves the fingerprint's recipe: not done
+    if folder.saved_recipe() != site.recipe:  # the import saves the fingerprint's recipe
         if (work / "phantoms").exists():
             shutil.rmtree(work / "phantoms")
-        write_cases("head-neck", cases, work / "phantoms", seed=FIRST_CASE_SEED, dicom=False)
-        import_dataset(work / "phantoms", folder.path, organs=HEAD_NECK)
-        folder.save_recipe(RECIPE)
+        write_cases(site.phantom, cases, work / "phantoms", seed=site.first_seed, dicom=False)
+        import_dataset(work / "phantoms", folder.path, organs=site.organs)
+        folder.save_recipe(site.recipe)
     return folder.path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/default-model"),
-                        help="working folder (phantoms, data set, member runs)")
-    parser.add_argument("--out", type=Path, default=ASSETS / "hn_phantom_default.pt")
+    parser.add_argument("--site", choices=sorted(SITES), default="head-neck")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="working folder (phantoms, data set, member runs); "
+                             "default runs/<model name>")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="model file (default autocontour/assets/<model name>.pt)")
     parser.add_argument("--cases", type=int, default=CASES)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every member's epochs")
     parser.add_argument("--threads", type=int, default=2)
@@ -109,37 +165,36 @@ def main(argv: list[str] | None = None) -> int:
                              "(body regions, field of view, organ volumes and heights of the "
                              "training cases, for the anatomy checks) and save it in --out")
     args = parser.parse_args(argv)
+    site = SITES[args.site]
+    work = args.work or Path("runs") / site.model
+    out = args.out or ASSETS / f"{site.model}.pt"
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    dataset = make_dataset(args.work, args.cases)
+    dataset = make_dataset(work, args.cases, site)
+    command = " ".join(["python scripts/train_default_model.py", *(argv or sys.argv[1:])])
+    summary = out.with_suffix(".json")
     if args.record_only:
-        update_training_record(args.out, dataset)
-        record = load_model(args.out).expect.record
-        summary = args.out.with_suffix(".json")
+        update_training_record(out, dataset)
         report = json.loads(summary.read_text()) if summary.is_file() else {}
-        report["size_bytes"] = args.out.stat().st_size
-        report["training_record"] = {"cases": record.cases, "regions": record.regions,
-                                     "extent_mm": list(record.extent_mm),
-                                     "command": " ".join(["python scripts/train_default_model.py",
-                                                          *(argv or sys.argv[1:])])}
-        summary.write_text(json.dumps(report, indent=2))
-        print(f"training record of {record.cases} cases saved in {args.out} and {summary}")
-        return 0
-    command = "python scripts/train_default_model.py " + " ".join(argv or sys.argv[1:])
-    result = build_model(BuildModelRequest(
-        dataset, args.work / "fold_0", tuple(plans(args.scale)), name="hn-phantom-default",
-        model_path=args.out, fold=0, folds=5,
-        info={"command": command.strip(), "phantom_seeds": [FIRST_CASE_SEED,
-                                                            FIRST_CASE_SEED + args.cases - 1],
-              "seed": SEED, "torch_threads": args.threads}), progress=_log)
-    seconds = round(time.perf_counter() - started, 1)
-    report = {"model": str(args.out.name), "size_bytes": args.out.stat().st_size,
-              "seconds": seconds, "info": result.model.info, "rule": result.model.rule,
-              "largest_component": result.model.largest_component,
-              "validation_dice": result.validation["member_dice"]}
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    print(result.model.rule_table())
-    print(f"model written to {args.out} ({report['size_bytes'] / 1e6:.1f} MB) in {seconds:.0f} s")
+    else:
+        result = build_model(BuildModelRequest(
+            dataset, work / "fold_0", tuple(site.plans(args.scale)), name=site.model.replace(
+                "_", "-"), model_path=out, fold=0, folds=5,
+            info={"command": command, "site": site.phantom,
+                  "phantom_seeds": [site.first_seed, site.first_seed + args.cases - 1],
+                  "seed": SEED, "torch_threads": args.threads}), progress=_log)
+        report = {"model": out.name, "seconds": round(time.perf_counter() - started, 1),
+                  "info": result.model.info, "rule": result.model.rule,
+                  "largest_component": result.model.largest_component,
+                  "validation_dice": result.validation["member_dice"]}
+        print(result.model.rule_table())
+    record = load_model(out).expect.record
+    report["size_bytes"] = out.stat().st_size
+    report["training_record"] = {"cases": record.cases, "regions": record.regions,
+                                 "extent_mm": list(record.extent_mm), "command": command}
+    summary.write_text(json.dumps(report, indent=2))
+    print(f"model and training record of {record.cases} cases written to {out} "
+          f"({report['size_bytes'] / 1e6:.1f} MB) and {summary}")
     return 0
 
 

@@ -4,15 +4,18 @@
 file                 content
 ==================== ==========================================================================
 rtstruct.dcm         RT Structure Set referencing the input series (for NIfTI/NRRD/HDF5 input:
-                     the series written to ``ct/`` beside it, so both import together);
-                     when no organ was found it holds no ROI and report.json warns
+                     the series written to ``ct/`` beside it, so both import together): the
+                     organs, then the body outline ``External`` (RT ROI interpreted type
+                     EXTERNAL); when no organ was found it holds no organ and report.json warns
 ct/                  only for non-DICOM input: the CT as a DICOM series
 seg.dcm              the same organs as a DICOM-SEG (binary segments); absent when none found
 labels.nii.gz        the label map on the input grid (label values of the organ set)
+body.nii.gz          the body outline on the input grid (1 inside), when one was found
 overview.png         a few slices with the contours, for a glance before import
 report.json          organs found and their volumes (cm³, with a ``flag`` when the anatomy
                      checks doubt them), organs not found, organs removed as clearly wrong
-                     (with the reason), ``safety`` (the CT's body regions, whether a refusal
+                     (with the reason), the body outline's volume and what of each organ lay
+                     outside it (``body``), ``safety`` (the CT's body regions, whether a refusal
                      was forced), time per stage, warnings, the model, the files written
 ==================== ==========================================================================
 
@@ -26,17 +29,22 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from autocontour.inference.body import EXTERNAL
 from autocontour.inference.pipeline import Prediction
 from autocontour.io import write_rtstruct, write_volume
-from autocontour.io.volume import Volume
+from autocontour.io.volume import LabelMap, Volume
+from autocontour.organs import OrganSet
 from autocontour.paths import atomic_folder, refuse_existing
 
 OUTPUT_FILES = {"rtstruct": "rtstruct.dcm", "seg": "seg.dcm", "labels": "labels.nii.gz",
-                "overview": "overview.png", "report": "report.json"}
+                "body": "body.nii.gz", "overview": "overview.png", "report": "report.json"}
 
 
 def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
@@ -62,6 +70,8 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
     started = time.perf_counter()
     labels = prediction.labels
     files = dict(OUTPUT_FILES)
+    body = prediction.body
+    extra = [] if body is None else [(EXTERNAL, body)]
     forced = "FORCED " if prediction.safety.forced else ""
     description = f"{forced}autocontour {prediction.model.get('name', '')}".strip()[:64]
     with atomic_folder(out, overwrite) as tmp:
@@ -70,13 +80,13 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             if ct.dicom is None:
                 rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
                                     series_description=description,
-                                    write_reference_to=tmp / "ct")
+                                    write_reference_to=tmp / "ct", extra=extra)
                 reference: Volume | Path = tmp / "ct"
             else:
                 rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
-                                    series_description=description)
+                                    series_description=description, extra=extra)
                 reference = ct
-            if rt.written:
+            if set(rt.written) - {EXTERNAL.name}:
                 from autocontour.io.dicom_seg import write_dicom_seg  # highdicom: only here
 
                 write_dicom_seg(labels, reference, tmp / files["seg"])
@@ -86,6 +96,9 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             from autocontour.inference.overview import write_overview  # matplotlib: only here
 
             write_volume(prediction.labels, tmp / files["labels"])
+            if body is not None:
+                write_volume(LabelMap(body.view(np.uint8), ct.geometry,
+                                      organs=OrganSet("body", (replace(EXTERNAL, label=1),))), tmp / files["body"])
             write_overview(ct, prediction.labels, tmp / files["overview"],
                            title=Path(source).name or "input",
                            model=prediction.model.get("name"),
@@ -99,13 +112,17 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             rt = dicom.result()
         if ct.dicom is None:
             files["ct"] = "ct/"
-        if not rt.written:
+        organs_written = [n for n in rt.written if n != EXTERNAL.name]
+        if not organs_written:
             files.pop("seg")
+        if body is None:
+            files.pop("body")
         seconds = {**prediction.seconds, "write": round(time.perf_counter() - started, 3)}
         seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 3)
-        report = _report(prediction, ct, source, rt.written, rt.empty, seconds, files)
-        if not rt.written:
-            report["warnings"].append(f"no organ found: {files['rtstruct']} holds no ROI and no "
+        report = _report(prediction, ct, source, organs_written,
+                         [n for n in rt.empty if n != EXTERNAL.name], seconds, files)
+        if not organs_written:
+            report["warnings"].append(f"no organ found: {files['rtstruct']} holds no organ and no "
                                       f"{OUTPUT_FILES['seg']} was written")
         (tmp / files["report"]).write_text(json.dumps(report, indent=2))
     return report
@@ -128,6 +145,10 @@ def _report(prediction: Prediction, ct: Volume, source: str, written: list[str],
                     **({"flag": flagged[n]} if n in flagged else {})} for n in written],
         "organs_not_found": [n for n in empty if n not in gone],
         "organs_removed": removed,
+        "body": None if prediction.body is None else {
+            "name": EXTERNAL.name,
+            "volume_cc": round(float(prediction.body.sum()) * float(np.prod(ct.spacing)) / 1e3, 1),
+            "clipped": [c.to_dict() for c in prediction.clipped]},
         "safety": safety.to_dict(),
         "seconds": seconds,
         "warnings": list(prediction.warnings),

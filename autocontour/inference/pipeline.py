@@ -13,7 +13,9 @@ Stages (each timed, each reported to the caller's ``on_stage`` hook):
 6. regrid: probabilities interpolated onto the input CT's exact grid, arg-max class by class in
    bounding boxes (memory bounded: no per-class array of the CT's size);
 7. postprocess: largest connected component per organ where validation chose it;
-8. organ checks: volumes, sides and heights against the training cases; organs clearly wrong
+8. body: the body outline (``External``) from HU alone (CT only; see
+   :mod:`autocontour.inference.body`); organ voxels outside it are removed and reported;
+9. organ checks: volumes, sides and heights against the training cases; organs clearly wrong
    are removed, doubtful ones flagged.
 
 Example::
@@ -43,6 +45,7 @@ from autocontour.inference.anatomy import (
     check_organs,
     remove_organs,
 )
+from autocontour.inference.body import Clipped, body_outline, clip_to_body
 from autocontour.inference.checks import check_input
 from autocontour.inference.combined import ContourModel, combined_probabilities
 from autocontour.inference.model_file import load_model
@@ -66,6 +69,9 @@ class Prediction:
         model: the model's name, versions, members and rule (for reports).
         safety: what the anatomy checks found: the CT's body regions, whether a refusal was
             overridden (``force``), and the organs removed or flagged.
+        body: the body outline (``External``) on the input grid, boolean (z, y, x); None when
+            not asked for or not a CT.
+        clipped: organ voxels that lay outside the body outline and were removed.
     """
 
     labels: LabelMap
@@ -73,6 +79,8 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     safety: SafetyReport = field(default_factory=SafetyReport)
+    body: np.ndarray | None = None
+    clipped: list[Clipped] = field(default_factory=list)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -128,7 +136,7 @@ class Contourer:
         """The label map of ``volume`` on its own grid (see :meth:`run`)."""
         return self.run(volume, tta=tta, organs=organs).labels
 
-    def stages(self, organs: Iterable[str] | None = None) -> list[str]:
+    def stages(self, organs: Iterable[str] | None = None, body: bool = True) -> list[str]:
         """The stages :meth:`run` goes through for these organs, in order."""
         model = self.model
         wanted = model.resolve_organs(organs)
@@ -137,11 +145,12 @@ class Contourer:
                     if model.members[m].roi is not None}
         return ["check", "reorient", "anatomy", "preprocess",
                 *(f"network {m}" for m in model.members if m in members),
-                "regrid", "postprocess", "organ checks"]
+                "regrid", "postprocess",
+                *(["body"] if body and model.expect.modality == "CT" else []), "organ checks"]
 
     def run(self, volume: Volume, *, tta: bool = False, organs: Iterable[str] | None = None,
             name: str = "input", on_stage: Callable[[str], None] | None = None,
-            force: bool = False) -> Prediction:
+            force: bool = False, body: bool = True) -> Prediction:
         """Contour ``volume``.
 
         Args:
@@ -156,6 +165,8 @@ class Contourer:
             force: contour a CT the anatomy check refuses (the refusal becomes a warning and
                 the report says it was forced). Organs found clearly wrong after contouring
                 are left out all the same.
+            body: find the body outline (``External``, CT only; see
+                :mod:`autocontour.inference.body`) and clip every organ to it.
 
         Returns:
             The :class:`Prediction`: labels on ``volume``'s exact grid, stage times, warnings.
@@ -216,12 +227,24 @@ class Contourer:
             else model.organs
         result = LabelMap(np.ascontiguousarray(labels, dtype=np.uint8), volume.geometry,
                           organs=organ_set)
+        outline, clipped = None, []
+        if body and model.expect.modality == "CT":
+            outline = body_outline(volume)
+            if outline.any():
+                result, clipped = clip_to_body(result, outline)
+                warnings += [f"{c.organ}: {c.volume_cc:.2f} cm³ outside the body outline "
+                             "removed" for c in clipped if c.volume_cc >= 0.5]
+            else:
+                warnings.append("no body outline: no voxel above -500 HU")
+                outline = None
+            finished("body")
         if model.expect.modality == "CT":
             safety.organs = check_organs(result, volume, record)
             result = remove_organs(result, safety.removed())
         finished("organ checks")
         seconds["total"] = round(sum(seconds.values()), 3)
-        return Prediction(result, seconds, warnings, self.describe(tta, wanted), safety)
+        return Prediction(result, seconds, warnings, self.describe(tta, wanted), safety,
+                          outline, clipped)
 
     def describe(self, tta: bool = False, organs: Iterable[str] | None = None) -> dict[str, Any]:
         """The model's name, versions, members and rule, for reports."""

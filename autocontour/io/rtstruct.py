@@ -11,6 +11,7 @@ oblique series work.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from autocontour.io.dicom_write import (
     write_dicom_series,
 )
 from autocontour.io.volume import DicomSeriesRef, Geometry, LabelMap, Volume, require_same_grid
-from autocontour.organs import ORGAN_SETS, OrganSet, get_organ_set
+from autocontour.organs import ORGAN_SETS, Organ, OrganSet, get_organ_set
 
 CONTOUR_SEQUENCE, CONTOUR_IMAGES, GEOMETRIC_TYPE, N_POINTS, CONTOUR_NUMBER, CONTOUR_DATA = (
     BaseTag(t) for t in (0x30060040, 0x30060016, 0x30060042, 0x30060046, 0x30060048, 0x30060050))
@@ -163,17 +164,16 @@ def _bounding_boxes(array: np.ndarray, max_label: int) -> list[tuple[slice, ...]
             for box in ndimage.find_objects(sub, max_label=max_label)]
 
 
-def _organ_contours(labels: LabelMap, label: int, box: tuple[slice, ...], sop_class: str,
-                    sop_uids: tuple[str, ...]) -> tuple[RawDataElement, int]:
+def _organ_contours(crop: np.ndarray, geometry: Geometry, box: tuple[slice, ...],
+                    sop_class: str, sop_uids: tuple[str, ...]) -> tuple[RawDataElement, int]:
     """The ContourSequence of one organ (one CLOSED_PLANAR item per polygon) and its length.
 
     The items are encoded here as bytes and handed to pydicom as one raw element: building
     thousands of contour items as validated pydicom objects would take most of the write time.
     Points are written to 0.0001 mm. Implicit VR has 4-byte lengths, so a long contour never
-    meets the 64 KiB limit that Explicit VR puts on a DS value.
+    meets the 64 KiB limit that Explicit VR puts on a DS value. ``crop`` is the structure's
+    boolean mask inside ``box`` of ``geometry``.
     """
-    crop = labels.array[box] == label
-    geometry = labels.geometry
     z0, y0, x0 = (s.start for s in box)
     items: list[bytes] = []
     for dz in range(crop.shape[0]):
@@ -241,7 +241,8 @@ def _header(ref: DicomSeriesRef, series_description: str) -> Dataset:
 def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str | Path, *,
                    organs: list[str] | None = None, series_description: str = "autocontour",
                    overwrite: bool = False, write_reference_to: str | Path | None = None,
-                   allow_empty: bool = False) -> RTStructWriteReport:
+                   allow_empty: bool = False,
+                   extra: Sequence_[tuple[Organ, np.ndarray]] = ()) -> RTStructWriteReport:
     """Write ``labels`` as an RT Structure Set referencing the series they were drawn on.
 
     Args:
@@ -255,6 +256,9 @@ def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str |
         allow_empty: write the file even when no requested organ has a voxel (a structure set
             without ROIs); by default that is an error, so that an empty result is never
             imported into a planning system as if it were one.
+        extra: structures that overlap the organs and so cannot be labels of the map, each an
+            organ (name, colour, RT ROI interpreted type) and a boolean mask on the label grid:
+            the body outline (``External``). Their ROI numbers follow the organs'.
 
     Returns:
         RTStructWriteReport with the ROIs written and the organs left out as empty.
@@ -273,6 +277,10 @@ def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str |
                                 "written)")
     wanted = list(labels.organs) if organs is None else [
         labels.organs.by_name(n) for n in dict.fromkeys(organs)]
+    for organ, mask in extra:
+        if mask.shape != labels.shape:
+            raise GeometryMismatchError(f"{organ.name}: mask of shape {mask.shape}, the label "
+                                        f"map's is {labels.shape}")
     boxes = _bounding_boxes(labels.array, max(labels.organs.labels))
     if not allow_empty and all(boxes[organ.label - 1] is None for organ in wanted):
         what = (f"every requested organ is empty ({', '.join(o.name for o in wanted)})" if wanted
@@ -290,27 +298,33 @@ def write_rtstruct(labels: LabelMap, reference: Volume | str | Path, path: str |
     ds = _header(ref, series_description)
     roi_seq, contour_seq, obs_seq, written, empty = Sequence(), Sequence(), Sequence(), [], []
     n_contours = 0
-    for organ in wanted:
-        box = boxes[organ.label - 1]
+    next_number = max(labels.organs.labels) + 1
+    structures = [(o, o.label, boxes[o.label - 1], None) for o in wanted]
+    for organ, mask in extra:
+        found = ndimage.find_objects(mask.view(np.uint8), max_label=1)
+        structures.append((organ, next_number, found[0] if found else None, mask))
+        next_number += 1
+    for organ, number, box, mask in structures:
         if box is None:
             empty.append(organ.name)
             continue
         roi = _item()
-        roi.ROINumber = organ.label
+        roi.ROINumber = number
         roi.ReferencedFrameOfReferenceUID = ref.frame_of_reference_uid
         roi.ROIName = organ.name
         roi.ROIGenerationAlgorithm = "AUTOMATIC"
         roi_seq.append(roi)
         contours = _item()
         contours.ROIDisplayColor = list(organ.color)
+        crop = labels.array[box] == organ.label if mask is None else mask[box]
         contours[CONTOUR_SEQUENCE], count = _organ_contours(
-            labels, organ.label, box, ref.sop_class_uid, ref.sop_instance_uids)
-        contours.ReferencedROINumber = organ.label
+            crop, labels.geometry, box, ref.sop_class_uid, ref.sop_instance_uids)
+        contours.ReferencedROINumber = number
         contour_seq.append(contours)
         n_contours += count
         obs = _item()
-        obs.ObservationNumber = organ.label
-        obs.ReferencedROINumber = organ.label
+        obs.ObservationNumber = number
+        obs.ReferencedROINumber = number
         obs.RTROIInterpretedType = organ.interpreted_type
         obs.ROIInterpreter = ""
         obs_seq.append(obs)

@@ -43,7 +43,7 @@ def test_fine_input_grid_gets_smooth_labels_of_the_right_volume() -> None:
 def test_run_reports_every_stage_time_and_the_model() -> None:
     prediction = Contourer(band_model()).run(sphere_ct()[0], tta=True)
     assert list(prediction.seconds) == ["check", "reorient", "anatomy", "preprocess",
-                                        "network 3d", "regrid", "postprocess", "organ checks",
+                                        "network 3d", "regrid", "postprocess", "body", "organ checks",
                                         "total"]
     assert prediction.model["name"] == "oracle" and prediction.model["tta"] is True
     assert prediction.model["rule"]["Parotid_L"] == "3d"

@@ -31,7 +31,7 @@ def test_reports_every_stage_in_order_and_never_prints(tmp_path: Path, ct_dir: P
     # run of the 2-D member (reported as "network 2d" again) instead of "network 3d_small".
     assert stages[:6] == planned[:6] == ["load model", "read", "check", "reorient", "anatomy",
                                          "preprocess"]
-    assert stages[-4:] == ["regrid", "postprocess", "organ checks", "write"]
+    assert stages[-5:] == ["regrid", "postprocess", "body", "organ checks", "write"]
     assert set(stages) <= set(planned) and len(stages) == len(planned)
     fractions = [r.fraction for r in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] > 0.0
