@@ -24,6 +24,7 @@ from autocontour.jobs.checks import (
     check_file,
     check_folder,
     check_input,
+    check_model,
     check_output_file,
     check_output_folder,
 )
@@ -156,7 +157,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     check_output_folder(args.output, args.overwrite)  # before PyTorch is imported
     check_input(args.input)
     if args.model is not None:
-        check_file(args.model, _MODEL)
+        check_model(args.model)
     from autocontour.jobs.prediction import PredictRequest, predict
     organs = tuple(o for part in args.organs for o in part.split(",") if o) if args.organs \
         else None
@@ -171,6 +172,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{args.input}: {len(report['organs'])} organ(s) contoured with "
           f"{result.model} in {report['seconds']['total']:.1f} s -> {out}/")
+    if args.model is None:
+        print(f"  model chosen: {result.choice['model']}: {result.choice['reason']}")
+    sex = report.get("sex")
+    if sex:
+        print(f"  sex: {sex['sex'] or 'undecided'} (from {sex['source']}: {sex['detail']})")
     for organ in report["organs"]:
         flag = f"  ! {organ['flag']}" if "flag" in organ else ""
         print(f"  {organ['name']:<18}{organ['volume_cc']:>10.2f} cm3{flag}")
@@ -187,14 +193,39 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
+    if args.model == "list":
+        return _list_models(args.json)
     if args.model is not None:
-        check_file(args.model, _MODEL)
+        check_model(args.model)
     from autocontour.jobs.files import describe_model
     model = describe_model(args.model)
     print(f"model {model.name} (trained with autocontour {model.trained_with}), recipe "
           f"{model.recipe}, members: " + ", ".join(f"{n} ({kind})"
                                                    for n, kind in model.members.items()))
     print(model.rule_table)
+    return 0
+
+
+def _list_models(as_json: bool) -> int:
+    from autocontour.jobs.files import list_models
+    models = list_models()
+    if as_json:
+        print(json.dumps(models, indent=2))
+        return 0
+    if not models:
+        print("no shipped model is installed")
+    for m in models:
+        test = m["fresh_test"]
+        tested = (f"{test['mean_dice']:.3f} on {test['cases']} fresh phantoms "
+                  f"(seeds {test['seeds']})" if test else "not scored yet")
+        print(f"{m['name']}  ({m['file']}, {m['size_mb']} MB): {m['site']} CT, "
+              f"{len(m['organs'])} organs")
+        print(f"  organs: {', '.join(m['organs'])}")
+        print(f"  trained on {m['training_cases']} phantoms, validated on "
+              f"{m['validation_cases']} (seeds {m['phantom_seeds'][0]}-{m['phantom_seeds'][1]})"
+              f"; body regions: {', '.join(m['regions'])}")
+        print(f"  mean Dice: validation {m['validation_dice']:.3f}, fresh test {tested}")
+        print(f"  rebuild: {m['command']}")
     return 0
 
 
@@ -367,7 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="CT as a DICOM series folder or zip, NIfTI, NRRD or HDF5")
     p.add_argument("-o", "--output", required=True, help="output folder (must be new or empty)")
     p.add_argument("--model", default=None,
-                   help="model file or training checkpoint (default: the shipped model)")
+                   help="a shipped model's name (autocontour model list), a model file or a "
+                        "training checkpoint (default: the shipped model that fits the CT's "
+                        "body region)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: also the left-right mirrored CT (about 2x time)")
     p.add_argument("--organs", nargs="+", default=None,
@@ -383,8 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("model", help="show a model: members, per-organ rule, validation Dice")
-    p.add_argument("model", nargs="?", default=None, help="model file (default: the shipped one)")
+    p = sub.add_parser("model", help="list the shipped models, or show one: members, per-organ "
+                                     "rule, validation Dice")
+    p.add_argument("model", nargs="?", default=None,
+                   help="'list' (the shipped models, their organs, training data and Dice), a "
+                        "shipped model's name, or a model file (default: head-neck)")
+    p.add_argument("--json", action="store_true", help="with list: print JSON")
     p.set_defaults(func=_cmd_model)
 
     p = sub.add_parser("demo", help="run the main job on an embedded phantom case (no download)")

@@ -29,6 +29,8 @@ class Organ:
         key: laterality-free anatomical key shared by both members of a pair (e.g. "parotid").
         side: "L" or "R" for paired organs (patient left/right), None otherwise.
         interpreted_type: RTROIInterpretedType ("ORGAN" or "CTV").
+        sex: "male" or "female" for an organ only one sex has (the prostate, the cervix CTV);
+            None otherwise.
     """
 
     name: str
@@ -37,6 +39,7 @@ class Organ:
     key: str
     side: Side | None = None
     interpreted_type: str = "ORGAN"
+    sex: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,19 @@ class OrganSet:
     def to_dict(self) -> dict:
         return {"name": self.name, "organs": [
             {"name": o.name, "label": o.label, "color": list(o.color), "key": o.key,
-             "side": o.side, "interpreted_type": o.interpreted_type} for o in self.organs]}
+             "side": o.side, "interpreted_type": o.interpreted_type, "sex": o.sex}
+            for o in self.organs]}
 
     @classmethod
     def from_dict(cls, data: dict) -> OrganSet:
+        """Read :meth:`to_dict` output; files written before ``sex`` existed take it from the
+        known set of the same name."""
+        known = {o.name: o.sex for o in ORGAN_SETS[data["name"]]} \
+            if data["name"] in ORGAN_SETS else {}
         organs = tuple(Organ(name=o["name"], label=int(o["label"]), color=tuple(o["color"]),
                              key=o["key"], side=o.get("side"),
-                             interpreted_type=o.get("interpreted_type", "ORGAN"))
+                             interpreted_type=o.get("interpreted_type", "ORGAN"),
+                             sex=o.get("sex", known.get(o["name"])))
                        for o in data["organs"])
         return cls(data["name"], organs)
 
@@ -198,8 +207,8 @@ PELVIS = OrganSet("pelvis", (
     Organ("Bladder", 1, (255, 255, 0), "bladder"),
     Organ("Rectum", 2, (150, 75, 0), "rectum"),
     *_pair("femoralhead", "Femur_Head", 3, (0, 200, 255), (0, 150, 220)),
-    Organ("Prostate", 5, (0, 255, 128), "prostate"),
-    Organ("CTV", 6, (255, 0, 0), "ctv", interpreted_type="CTV"),
+    Organ("Prostate", 5, (0, 255, 128), "prostate", sex="male"),
+    Organ("CTV", 6, (255, 0, 0), "ctv", interpreted_type="CTV", sex="female"),
 ))
 """Pelvic OARs (seed 000) and the cervical-cancer CTV (seed 002)."""
 

@@ -164,21 +164,31 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the trained model; only (re)compute its training record "
                              "(body regions, field of view, organ volumes and heights of the "
                              "training cases, for the anatomy checks) and save it in --out")
+    parser.add_argument("--describe-only", action="store_true",
+                        help="touch no model: only rewrite its JSON description from the model "
+                             "file (organs, training record)")
+    parser.add_argument("--fresh-test", type=Path, default=None, metavar="SUMMARY",
+                        help="with --describe-only: record the fresh-test Dice of this "
+                             "summary.json of experiments/unseen_phantoms.py (its 'shipped' "
+                             "model) in the description, for `autocontour model list`")
     args = parser.parse_args(argv)
     site = SITES[args.site]
     work = args.work or Path("runs") / site.model
     out = args.out or ASSETS / f"{site.model}.pt"
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    dataset = make_dataset(work, args.cases, site)
     command = " ".join(["python scripts/train_default_model.py", *(argv or sys.argv[1:])])
     summary = out.with_suffix(".json")
-    if args.record_only:
-        update_training_record(out, dataset)
+    if args.describe_only:
+        report = json.loads(summary.read_text()) if summary.is_file() else {}
+        if args.fresh_test is not None:
+            report["fresh_test"] = fresh_test(args.fresh_test)
+    elif args.record_only:
+        update_training_record(out, make_dataset(work, args.cases, site))
         report = json.loads(summary.read_text()) if summary.is_file() else {}
     else:
         result = build_model(BuildModelRequest(
-            dataset, work / "fold_0", tuple(site.plans(args.scale)), name=site.model.replace(
+            make_dataset(work, args.cases, site), work / "fold_0", tuple(site.plans(args.scale)), name=site.model.replace(
                 "_", "-"), model_path=out, fold=0, folds=5,
             info={"command": command, "site": site.phantom,
                   "phantom_seeds": [site.first_seed, site.first_seed + args.cases - 1],
@@ -188,14 +198,28 @@ def main(argv: list[str] | None = None) -> int:
                   "largest_component": result.model.largest_component,
                   "validation_dice": result.validation["member_dice"]}
         print(result.model.rule_table())
-    record = load_model(out).expect.record
+    model = load_model(out)
+    record = model.expect.record
+    report["site"] = site.phantom
+    report["organs"] = model.organs.names
     report["size_bytes"] = out.stat().st_size
-    report["training_record"] = {"cases": record.cases, "regions": record.regions,
-                                 "extent_mm": list(record.extent_mm), "command": command}
+    if not args.describe_only:
+        report["training_record"] = {"cases": record.cases, "regions": record.regions,
+                                     "extent_mm": list(record.extent_mm), "command": command}
+    report["training_record"]["record"] = record.to_dict()
     summary.write_text(json.dumps(report, indent=2))
     print(f"model and training record of {record.cases} cases written to {out} "
           f"({report['size_bytes'] / 1e6:.1f} MB) and {summary}")
     return 0
+
+
+def fresh_test(path: Path) -> dict[str, object]:
+    """The shipped model's mean Dice from a summary.json of experiments/unseen_phantoms.py."""
+    summary = json.loads(path.read_text())
+    scored = summary["models"]["shipped"]
+    return {"mean_dice": round(scored["mean_dice"], 4), "cases": len(summary["cases"]),
+            "seeds": summary["meta"]["seeds"], "source": path.as_posix(),
+            "command": summary["meta"]["command"]}
 
 
 def _log(report: Progress) -> None:

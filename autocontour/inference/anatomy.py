@@ -306,7 +306,7 @@ class AnatomyCheck:
 
 
 def check_anatomy(ct: Volume, site: str, record: TrainingRecord | None, model: str,
-                  name: str = "input") -> AnatomyCheck:
+                  name: str = "input", regions: SliceRegions | None = None) -> AnatomyCheck:
     """Compare a CT's body regions with the model's training CTs (module docstring).
 
     Args:
@@ -315,12 +315,13 @@ def check_anatomy(ct: Volume, site: str, record: TrainingRecord | None, model: s
         record: the model's training record, or None (an older model file).
         model: the model's name, for messages.
         name: how messages name the CT.
+        regions: the CT's :func:`slice_regions` when already known (choosing among models).
 
     Returns:
         The check; ``refusal`` says in one line why the CT should not be contoured (None when
         it may be).
     """
-    regions = slice_regions(ct)
+    regions = regions or slice_regions(ct)
     if record is not None:
         wanted, smallest = record.model_regions() or SITE_REGIONS.get(site, ()), \
             record.extent_mm[0]
@@ -460,6 +461,61 @@ def remove_organs(labels: LabelMap, names: Sequence[str]) -> LabelMap:
     return labels.with_array(array)
 
 
+@dataclass(frozen=True)
+class SexDecision:
+    """Whose anatomy the organs of one sex only (prostate, cervix CTV) are kept for, and why."""
+
+    sex: str | None  # "male", "female", or None when undecided
+    source: str      # "DICOM PatientSex" or "image"
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sex": self.sex, "source": self.source, "detail": self.detail}
+
+
+_DICOM_SEX = {"M": "male", "F": "female"}
+
+
+def decide_sex(ct: Volume, labels: LabelMap, record: TrainingRecord | None
+               ) -> SexDecision | None:
+    """The patient's sex, for a model with organs of one sex only (None for other models).
+
+    The DICOM header's PatientSex (M or F) decides when present. Otherwise the image does: each
+    sex's organs as the networks found them, as a share of their smallest volume in training
+    (a real prostate or cervix CTV is at least that; what a network finds of the other sex's
+    organ is a few stray voxels); the larger share wins. Nothing found of either: undecided.
+    """
+    specific = [o for o in labels.organs if o.sex]
+    if not specific:
+        return None
+    header = ct.dicom.header if ct.dicom is not None else None
+    stated = str(header.get("PatientSex", "") or "").strip().upper() if header is not None else ""
+    if stated in _DICOM_SEX:
+        return SexDecision(_DICOM_SEX[stated], "DICOM PatientSex", f"PatientSex {stated}")
+    volumes = labels.volumes_cc()
+    share: dict[str, float] = {}
+    parts = []
+    for organ in specific:
+        smallest = record.organ_cc.get(organ.name, (1.0, 1.0))[0] if record else 1.0
+        value = volumes.get(organ.name, 0.0) / max(smallest, 1e-3)
+        share[organ.sex] = share.get(organ.sex, 0.0) + value  # type: ignore[index]
+        parts.append(f"{organ.name} {volumes.get(organ.name, 0.0):.1f} cm³ "
+                     f"({value:.0%} of the smallest in training)")
+    detail = ", ".join(parts) + (f"; DICOM PatientSex {stated!r}" if stated else "")
+    if max(share.values()) < 0.1:
+        return SexDecision(None, "image", detail + ": neither found")
+    return SexDecision(max(share, key=share.__getitem__), "image", detail)
+
+
+def sex_flags(labels: LabelMap, decision: SexDecision | None) -> list[OrganFlag]:
+    """The organs of the other sex, to be removed (none while undecided)."""
+    if decision is None or decision.sex is None:
+        return []
+    return [OrganFlag(o.name, "removed", f"{o.name} is {o.sex} anatomy and the patient is "
+                      f"{decision.sex} ({decision.source}: {decision.detail})")
+            for o in labels.organs if o.sex and o.sex != decision.sex]
+
+
 @dataclass
 class SafetyReport:
     """What the checks around contouring found, for the report, the CLI and the overview."""
@@ -467,10 +523,12 @@ class SafetyReport:
     anatomy: AnatomyCheck | None = None
     forced: bool = False
     organs: list[OrganFlag] = field(default_factory=list)
+    sex: SexDecision | None = None
 
     def removed(self) -> list[str]:
         return [f.organ for f in self.organs if f.action == "removed"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"anatomy": self.anatomy.to_dict() if self.anatomy else None,
-                "forced": self.forced, "organs": [f.to_dict() for f in self.organs]}
+                "forced": self.forced, "organs": [f.to_dict() for f in self.organs],
+                "sex": self.sex.to_dict() if self.sex else None}

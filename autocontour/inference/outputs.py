@@ -48,7 +48,8 @@ OUTPUT_FILES = {"rtstruct": "rtstruct.dcm", "seg": "seg.dcm", "labels": "labels.
 
 
 def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
-                  source: str = "", overwrite: bool = False) -> dict[str, Any]:
+                  source: str = "", overwrite: bool = False,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the RTSTRUCT, SEG, NIfTI labels, overview PNG and report of one run.
 
     Args:
@@ -57,6 +58,7 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
         out: the output folder.
         source: how the report names the input (its path).
         overwrite: replace an existing, non-empty output folder.
+        extra: more top-level entries of the report (the job's ``model_choice``).
 
     Returns:
         The report (also written as ``report.json``).
@@ -71,7 +73,7 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
     labels = prediction.labels
     files = dict(OUTPUT_FILES)
     body = prediction.body
-    extra = [] if body is None else [(EXTERNAL, body)]
+    outline = [] if body is None else [(EXTERNAL, body)]
     forced = "FORCED " if prediction.safety.forced else ""
     description = f"{forced}autocontour {prediction.model.get('name', '')}".strip()[:64]
     with atomic_folder(out, overwrite) as tmp:
@@ -80,11 +82,11 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             if ct.dicom is None:
                 rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
                                     series_description=description,
-                                    write_reference_to=tmp / "ct", extra=extra)
+                                    write_reference_to=tmp / "ct", extra=outline)
                 reference: Volume | Path = tmp / "ct"
             else:
                 rt = write_rtstruct(labels, ct, tmp / files["rtstruct"], allow_empty=True,
-                                    series_description=description, extra=extra)
+                                    series_description=description, extra=outline)
                 reference = ct
             if set(rt.written) - {EXTERNAL.name}:
                 from autocontour.io.dicom_seg import write_dicom_seg  # highdicom: only here
@@ -121,6 +123,7 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
         seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 3)
         report = _report(prediction, ct, source, organs_written,
                          [n for n in rt.empty if n != EXTERNAL.name], seconds, files)
+        report.update(extra or {})
         if not organs_written:
             report["warnings"].append(f"no organ found: {files['rtstruct']} holds no organ and no "
                                       f"{OUTPUT_FILES['seg']} was written")
@@ -145,6 +148,7 @@ def _report(prediction: Prediction, ct: Volume, source: str, written: list[str],
                     **({"flag": flagged[n]} if n in flagged else {})} for n in written],
         "organs_not_found": [n for n in empty if n not in gone],
         "organs_removed": removed,
+        "sex": safety.sex.to_dict() if safety.sex else None,
         "body": None if prediction.body is None else {
             "name": EXTERNAL.name,
             "volume_cc": round(float(prediction.body.sum()) * float(np.prod(ct.spacing)) / 1e3, 1),

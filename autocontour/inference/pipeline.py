@@ -16,7 +16,9 @@ Stages (each timed, each reported to the caller's ``on_stage`` hook):
 8. body: the body outline (``External``) from HU alone (CT only; see
    :mod:`autocontour.inference.body`); organ voxels outside it are removed and reported;
 9. organ checks: volumes, sides and heights against the training cases; organs clearly wrong
-   are removed, doubtful ones flagged.
+   are removed, doubtful ones flagged; for a model with organs of one sex only (pelvis: the
+   prostate, the cervix CTV) the patient's sex is taken from the DICOM header or decided from
+   the image, and the other sex's organs are removed.
 
 Example::
 
@@ -43,9 +45,12 @@ from autocontour.inference.anatomy import (
     SafetyReport,
     check_anatomy,
     check_organs,
+    decide_sex,
     remove_organs,
+    sex_flags,
 )
 from autocontour.inference.body import Clipped, body_outline, clip_to_body
+from autocontour.inference.catalogue import DEFAULT_MODEL
 from autocontour.inference.checks import check_input
 from autocontour.inference.combined import ContourModel, combined_probabilities
 from autocontour.inference.model_file import load_model
@@ -53,9 +58,6 @@ from autocontour.inference.postprocess import keep_largest_component
 from autocontour.inference.regrid import labels_on_grid
 from autocontour.io.grid import canonical
 from autocontour.io.volume import LabelMap, Volume
-
-#: The model shipped inside the package (trained on phantoms by scripts/train_default_model.py).
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "hn_phantom_default.pt"
 
 
 @dataclass
@@ -240,6 +242,10 @@ class Contourer:
             finished("body")
         if model.expect.modality == "CT":
             safety.organs = check_organs(result, volume, record)
+            safety.sex = decide_sex(volume, result, record)
+            sexed = sex_flags(result, safety.sex)  # these replace any other flag of theirs
+            safety.organs = [f for f in safety.organs if f.organ not in {x.organ for x in sexed}]
+            safety.organs += sexed
             result = remove_organs(result, safety.removed())
         finished("organ checks")
         seconds["total"] = round(sum(seconds.values()), 3)

@@ -22,6 +22,7 @@ job                            request                        result
 :func:`convert`                :class:`ConvertRequest`        :class:`ConvertResult`
 :func:`describe_file`          a path                         a JSON-ready ``dict``
 :func:`describe_model`         a model path (None: shipped)   :class:`ModelDescription`
+:func:`list_models`            nothing                        a ``dict`` per shipped model
 :func:`fingerprint_dataset`    a data set path                ``FingerprintResult``
 ============================== ============================== ===============================
 
@@ -58,7 +59,7 @@ _LAZY = {
     **dict.fromkeys(("PhantomRequest", "PhantomResult", "write_phantoms"),
                     "autocontour.jobs.phantoms"),
     **dict.fromkeys(("ConvertRequest", "ConvertResult", "ModelDescription", "convert",
-                     "describe_file", "describe_model"), "autocontour.jobs.files"),
+                     "describe_file", "describe_model", "list_models"), "autocontour.jobs.files"),
 }
 
 if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_exports.py)
@@ -81,6 +82,7 @@ if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_ex
         convert,
         describe_file,
         describe_model,
+        list_models,
     )
     from autocontour.jobs.model_building import (
         BuildModelRequest,
@@ -125,6 +127,7 @@ __all__ = [
     "export_dataset",
     "fingerprint_dataset",
     "import_dataset",
+    "list_models",
     "load_contourer",
     "predict",
     "run_demo",

@@ -194,3 +194,22 @@ def _check_writable_parent(target: Path, what: str) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InvalidInputError(f"{target}: cannot write in {parent} (permission denied); "
                                 f"choose another {what}")
+
+
+def check_model(model: str | Path) -> Path:
+    """Refuse a ``--model`` that is neither a shipped model's name nor a readable file.
+
+    A bare word (no folder, no suffix) that is not an existing file is looked up among the
+    shipped models (``autocontour model list``), with the closest name when it is unknown.
+
+    Raises:
+        InvalidInputError: no such file, a folder, unreadable.
+        UnknownOptionError: an unknown shipped model name.
+    """
+    path = Path(model)
+    if path.suffix or len(path.parts) > 1 or path.exists():
+        return check_file(path, "model file or training checkpoint")
+    from autocontour.inference.catalogue import shipped_model  # JSON only, no PyTorch
+
+    return shipped_model(str(model)).path
+

@@ -96,3 +96,12 @@ def describe_model(model: str | Path | None = None) -> ModelDescription:
                for n, m in loaded.members.items()}
     return ModelDescription(loaded.name, str(loaded.info.get("autocontour_version", "?")),
                             loaded.recipe.name, members, loaded.rule_table())
+
+
+def list_models() -> list[dict[str, Any]]:
+    """The shipped models: name, site, organs, training data, validation and fresh-test Dice,
+    size and the command that rebuilt it (``autocontour model list``; no PyTorch needed)."""
+    from autocontour.inference.catalogue import shipped_models
+
+    return [m.summary() for m in shipped_models()]
+

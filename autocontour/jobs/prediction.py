@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autocontour.inference.catalogue import resolve_model
 from autocontour.inference.outputs import write_outputs
-from autocontour.inference.pipeline import DEFAULT_MODEL, Contourer
+from autocontour.inference.pipeline import Contourer
 from autocontour.io.formats import read_volume
-from autocontour.io.volume import LabelMap
+from autocontour.io.volume import LabelMap, Volume
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter, use_threads
 from autocontour.jobs.checks import check_input, check_output_folder
 
@@ -39,7 +40,10 @@ class PredictRequest:
     Attributes:
         input: a CT as a DICOM series folder or zip, NIfTI, NRRD or HDF5.
         output: the output folder (must be new or empty unless ``overwrite``).
-        model: a model file or training checkpoint; None: the shipped model.
+        model: a shipped model's name ("head-neck", "pelvis"; ``autocontour model list``), a
+            model file or a training checkpoint; None: the shipped model that fits the CT
+            (:func:`~autocontour.inference.catalogue.choose_model`; a CT no model fits is
+            refused).
         device: "cpu", "cuda", "cuda:N" or "auto".
         tta: average with the left-right mirrored CT (about twice the network time).
         organs: only these organs (names of the model's organ set); None: all.
@@ -76,6 +80,8 @@ class PredictResult:
         model: the model's name.
         labels: the label map on the input CT's grid (what ``labels.nii.gz`` holds).
         warnings: what was noticed about the input and done about it.
+        choice: why this model: the automatic choice's reason and candidates, or that it was
+            named.
     """
 
     output: Path
@@ -83,15 +89,18 @@ class PredictResult:
     model: str
     labels: LabelMap
     warnings: list[str] = field(default_factory=list)
+    choice: dict[str, Any] = field(default_factory=dict)
 
 
 def load_contourer(model: str | Path | None = None, device: str = "auto") -> Contourer:
-    """The contourer of a model file or checkpoint (None: the shipped model) on ``device``.
+    """The contourer of a shipped model's name, a model file or a checkpoint on ``device``
+    (None: the default shipped model, head and neck).
 
     Raises:
         InvalidInputError: an unreadable model file, or a device that is not there.
+        UnknownOptionError: an unknown shipped model name.
     """
-    return Contourer.from_checkpoint(model if model is not None else DEFAULT_MODEL, device)
+    return Contourer.from_checkpoint(resolve_model(model), device)
 
 
 def predict(request: PredictRequest, progress: ProgressCallback | None = None,
@@ -105,32 +114,55 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
             (load model, read, the pipeline's stages, write).
         cancel: asked between stages; True stops the job (nothing is written).
         contourer: a model already loaded (e.g. kept warm by a service); None: load
-            ``request.model``.
+            ``request.model``, or with no model named, read the CT first and load the shipped
+            model that fits it.
 
     Raises:
         OutputExistsError: the output holds files and ``overwrite`` is False (checked before
             anything is read).
         InvalidInputError: an unreadable or refused input, an unknown organ, a bad model file.
+        AnatomyError: no model named and no shipped model fits the CT (nothing written).
         JobCancelled: ``cancel`` said stop.
     """
     out = Path(request.output)
     check_output_folder(out, request.overwrite)  # refused before the model is loaded
     check_input(request.input)
     source = request.name or str(request.input)
-    reporter = Reporter(["load model", "read"], progress, cancel, job=f"contouring {source}")
+    choose = contourer is None and request.model is None
+    first = ["read", "choose model", "load model"] if choose else ["load model", "read"]
+    reporter = Reporter(first, progress, cancel, job=f"contouring {source}")
     reporter.check()
     use_threads(request.threads)
-    if contourer is None:
+    warnings: list[str] = []
+    choice: dict[str, Any] = {}
+
+    def read() -> Volume:
+        ct = read_volume(request.input, series=request.series, warnings=warnings)
+        reporter.finished("read", f"{source}: {'x'.join(map(str, ct.shape[::-1]))} voxels")
+        return ct
+
+    if choose:
+        from autocontour.inference.catalogue import choose_model
+
+        ct = read()
+        chosen = choose_model(ct, source)
+        choice = chosen.to_dict()
+        reporter.finished("choose model", f"{chosen.model.name}: {chosen.reason}")
+        contourer = load_contourer(chosen.model.path, request.device)
+    elif contourer is None:
         contourer = load_contourer(request.model, request.device)
+        choice = {"model": contourer.model.name, "reason": f"named: {request.model}"}
+    else:
+        choice = {"model": contourer.model.name, "reason": "given by the caller"}
     reporter.stages += contourer.stages(request.organs) + ["write"]
     reporter.finished("load model", contourer.model.name)
-    warnings: list[str] = []
-    ct = read_volume(request.input, series=request.series, warnings=warnings)
-    reporter.finished("read", f"{source}: {'x'.join(map(str, ct.shape[::-1]))} voxels")
+    if not choose:
+        ct = read()
     prediction = contourer.run(ct, tta=request.tta, organs=request.organs, name=source,
                                on_stage=reporter.finished, force=request.force)
     prediction.warnings[:0] = warnings
-    report = write_outputs(prediction, ct, out, source=source, overwrite=request.overwrite)
+    report = write_outputs(prediction, ct, out, source=source, overwrite=request.overwrite,
+                           extra={"model_choice": choice})
     reporter.finished("write", str(out), last=True)
     return PredictResult(out, report, contourer.model.name, prediction.labels,
-                         list(report["warnings"]))
+                         list(report["warnings"]), choice)

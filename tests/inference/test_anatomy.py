@@ -160,7 +160,8 @@ def test_predict_refuses_a_pelvis_ct_unless_forced(tmp_path: Path, shipped,
     with pytest.raises(AnatomyError, match="pelvis.nii.gz: this CT shows abdomen-pelvis 100%"):
         predict(PredictRequest(ct, tmp_path / "out"), contourer=shipped)
     assert not (tmp_path / "out").exists()
-    assert main(["predict", str(ct), "-o", str(tmp_path / "cli"), "--quiet"]) == 2
+    assert main(["predict", str(ct), "-o", str(tmp_path / "cli"), "--quiet",
+                 "--model", "head-neck"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--force" in err[0] and not (tmp_path / "cli").exists()
     forced = predict(PredictRequest(ct, tmp_path / "out", force=True), contourer=shipped)
@@ -187,3 +188,51 @@ def test_an_mr_is_refused_by_a_ct_model(tmp_path: Path, hn, shipped) -> None:
     with pytest.raises(InvalidInputError, match="MR"):
         predict(PredictRequest(mr, tmp_path / "out"), contourer=shipped)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The patient's sex, for organs only one sex has (pelvis: prostate, cervix CTV).
+
+def _with_sex(ct, sex: str):
+    from pydicom.dataset import Dataset
+
+    from autocontour.io.volume import DicomSeriesRef
+
+    header = Dataset()
+    header.PatientSex = sex
+    ref = DicomSeriesRef("1.2", "1.2.3", "1.2.4", "1.2.840.10008.5.1.4.1.1.2",
+                         tuple(f"1.2.5.{k}" for k in range(ct.shape[0])), header=header)
+    return replace(ct, dicom=ref)
+
+
+def test_sex_comes_from_the_dicom_header_first() -> None:
+    from autocontour.inference.anatomy import decide_sex, sex_flags
+
+    male = pelvis_case(90021, sex="male")
+    decision = decide_sex(_with_sex(male.ct, "F"), male.labels, None)
+    assert (decision.sex, decision.source) == ("female", "DICOM PatientSex")
+    flags = sex_flags(male.labels, decision)
+    assert [(f.organ, f.action) for f in flags] == [("Prostate", "removed")]
+    assert "Prostate is male anatomy and the patient is female" in flags[0].reason
+
+
+def test_sex_is_decided_from_the_image_without_a_header() -> None:
+    from autocontour.inference.anatomy import decide_sex, sex_flags
+
+    female, male = pelvis_case(90022, sex="female"), pelvis_case(90023, sex="male")
+    record = record_training_data([(female.ct, female.labels), (male.ct, male.labels)],
+                                  female.labels.organs)
+    for case, sex, other in ((female, "female", "Prostate"), (male, "male", "CTV")):
+        labels = case.labels.array.copy()
+        # what a network leaves of the other sex's organ: a few stray voxels
+        labels[24, 60:62, 60:62][labels[24, 60:62, 60:62] == 0] = \
+            case.labels.organs.by_name(other).label
+        decision = decide_sex(_with_sex(case.ct, "O"), case.labels.with_array(labels), record)
+        assert (decision.sex, decision.source) == (sex, "image"), decision
+        assert "PatientSex 'O'" in decision.detail
+        assert [f.organ for f in sex_flags(case.labels, decision)] == [other]
+    empty = female.labels.with_array(np.zeros_like(female.labels.array))
+    undecided = decide_sex(female.ct, empty, record)
+    assert undecided.sex is None and "neither found" in undecided.detail
+    assert sex_flags(empty, undecided) == []
+    assert decide_sex(female.ct, head_neck_case(90011).labels, record) is None
