@@ -1,4 +1,4 @@
-"""How well a model contours head & neck phantoms it has never seen: Dice and HD95 per organ.
+"""How well a model contours phantoms it has never seen: Dice and HD95 per organ, per site.
 
 The demo scores one unseen case; one case says little (a small organ's Dice moves by 0.1 from
 case to case). This contours ``--cases`` fresh phantoms (seeds ``--first-seed`` on; the shipped
@@ -7,12 +7,20 @@ model was trained and validated on seeds 1000-1039) with each model given, throu
 128x128x64 grid), and scores every organ against the phantom's truth on the CT's grid.
 
 Seeds 90001-90010 (the default) chose between model versions, so they are a development set;
-seeds 95001-95010 are the test set, scored once with the shipped model and never used for a
-decision (``experiments/results/unseen_test/``). Keep it that way: compare models on 90001 on.
+seeds 95001 on are the test set, scored once with the shipped model and never used for a
+decision (``experiments/results/unseen_test/`` for head and neck,
+``experiments/results/unseen_test_pelvis/`` for the pelvis). Keep it that way: compare models
+on 90001 on.
 
     python experiments/unseen_phantoms.py                       # the shipped model, 10 cases
     python experiments/unseen_phantoms.py --models a.pt b.pt    # and a paired comparison
     python experiments/unseen_phantoms.py --first-seed 95001 --out experiments/results/unseen_test
+    python experiments/unseen_phantoms.py --site pelvis --cases 20 --first-seed 95001 \
+        --out experiments/results/unseen_test_pelvis
+
+``--site pelvis`` uses pelvis phantoms of both sexes (drawn from the seed) and the shipped pelvis
+model; an organ is scored where the truth or the prediction has it, so a prostate drawn in a
+woman counts as a Dice of 0. The summary adds the mean over the four organs-at-risk.
 
 Writes to ``--out`` (default ``experiments/results/unseen``): ``scores.csv`` (model, case,
 organ and every metric of ``evaluate_case``), ``table.md`` (per organ mean and sd of Dice and
@@ -36,27 +44,34 @@ import numpy as np
 FIRST_SEED = 90001
 
 
+TITLES = {"head-neck": "head & neck", "pelvis": "pelvis"}
+PELVIS_OARS = ("Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R")
+
+
 def score_models(models: Mapping[str, Any], seeds: Sequence[int],
-                 progress: bool = True) -> list[dict[str, Any]]:
+                 progress: bool = True, site: str = "head-neck") -> list[dict[str, Any]]:
     """Rows of ``evaluate_case`` (plus ``model`` and ``seconds``) for every model and phantom.
 
     Args:
         models: label -> a :class:`~autocontour.inference.Contourer`.
-        seeds: head & neck phantom seeds.
+        seeds: phantom seeds.
+        site: the phantoms' body site ("head-neck" or "pelvis").
     """
     from autocontour.evaluation import evaluate_case
-    from autocontour.phantoms import head_neck_case
+    from autocontour.phantoms import make_case
 
     rows = []
     for seed in seeds:
-        case = head_neck_case(seed)
+        case = make_case(site, seed)
         truth = case.labels.array
-        organs = [(o.name, o.label) for o in case.labels.organs if (truth == o.label).any()]
         for label, contourer in models.items():
             started = time.perf_counter()
             prediction = contourer.run(case.ct)
             seconds = time.perf_counter() - started
-            for row in evaluate_case(prediction.labels.array, truth, case.ct.spacing, organs,
+            found = prediction.labels.array
+            organs = [(o.name, o.label) for o in case.labels.organs
+                      if (truth == o.label).any() or (found == o.label).any()]
+            for row in evaluate_case(found, truth, case.ct.spacing, organs,
                                      case=case.case_id):
                 rows.append({"model": label, **row, "seconds": seconds})
         if progress:
@@ -106,6 +121,8 @@ def tables(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> tuple[
             "case_mean_dice": dict(zip(cases, case_means, strict=True)),
             "worst_case_mean_dice": float(min(case_means)), "organ_dice": organ_dice,
             "mean_hd95_mm": float(np.mean(hd)) if hd else math.nan,
+            **({"oar_mean_dice": float(np.mean([organ_dice[o] for o in PELVIS_OARS]))}
+               if set(PELVIS_OARS) <= set(organ_dice) else {}),
             "organs_missed": sum(int(e["n_one_empty"]) for e in per_model[m].values()),
             "seconds_per_case": seconds}
         mean_line += [f"**{_fmt(summary['models'][m]['mean_dice'])}**",
@@ -116,7 +133,8 @@ def tables(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> tuple[
     legend = ("Mean over cases of each organ's Dice (sample sd) and HD95 on the CT's own grid; "
               "* = the organ was missed (or drawn where the truth has none) in some case, whose "
               "HD95 is left out of that mean.")
-    lines = [f"# Unseen head & neck phantoms: {len(cases)} cases (seeds {meta['seeds']})", "",
+    lines = [(f"# Unseen {TITLES[meta.get('site', 'head-neck')]} phantoms: {len(cases)} cases (seeds "
+             f"{meta['seeds']})"), "",
              command, "", legend, "", markdown_table(head, body), ""]
     for m in models:
         s = summary["models"][m]
@@ -124,7 +142,9 @@ def tables(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> tuple[
                      f"case {min(s['case_mean_dice'].values()):.3f}-"
                      f"{max(s['case_mean_dice'].values()):.3f}; {s['organs_missed']} organ(s) "
                      f"missed or spurious over all cases; {s['seconds_per_case']:.1f} s per "
-                     "case (model grid to labels on the CT grid).")
+                     "case (model grid to labels on the CT grid)."
+                     + (f" Mean over the organs-at-risk ({', '.join(PELVIS_OARS)}): "
+                        f"{s['oar_mean_dice']:.3f}." if "oar_mean_dice" in s else ""))
     if len(models) == 2:
         a, b = models
         table = compare_models([r for r in rows if r["model"] == a],
@@ -153,16 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="first phantom seed (90001: development set; 95001: the test set)")
     parser.add_argument("--out", type=Path, default=Path("experiments/results/unseen"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--site", choices=("head-neck", "pelvis"), default="head-neck")
     args = parser.parse_args(argv)
     if args.cases < 1:
         parser.error("--cases must be at least 1")
     import torch
 
     from autocontour.inference import Contourer
-    from autocontour.inference.pipeline import DEFAULT_MODEL
+    from autocontour.inference.catalogue import shipped_model
 
     torch.set_num_threads(args.threads)
-    specs = args.models or [f"shipped={DEFAULT_MODEL}"]
+    specs = args.models or [f"shipped={shipped_model(args.site).path}"]
     models = {}
     for spec in specs:
         label, _, path = spec.rpartition("=")
@@ -171,8 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("two models share a label; name them LABEL=PATH")
     seeds = list(range(args.first_seed, args.first_seed + args.cases))
     started = time.perf_counter()
-    rows = score_models(models, seeds)
-    meta = {"command": "python experiments/unseen_phantoms.py " + " ".join(
+    rows = score_models(models, seeds, site=args.site)
+    meta = {"site": args.site, "command": "python experiments/unseen_phantoms.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
             "seconds": time.perf_counter() - started, "threads": args.threads,
             "seeds": f"{seeds[0]}-{seeds[-1]}",

@@ -71,3 +71,28 @@ def test_a_missing_model_file_is_named(unseen: ModuleType, tmp_path: Path) -> No
     with pytest.raises(InvalidInputError, match="nothing.pt"):
         unseen.main(["--models", str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+def test_pelvis_scoring_counts_an_organ_of_the_other_sex(unseen: ModuleType) -> None:
+    """An organ the truth lacks but the prediction has (a prostate in a woman) scores 0."""
+    from types import SimpleNamespace
+
+    from autocontour.phantoms import make_case
+
+    class Stub:
+        """Returns the truth with a prostate added in front of the rectum."""
+
+        def run(self, ct):
+            case = make_case("pelvis", 90002)
+            array = case.labels.array.copy()
+            array[20:24, 60:64, 60:64] = case.labels.organs.by_name("Prostate").label
+            return SimpleNamespace(labels=case.labels.with_array(array))
+
+    assert make_case("pelvis", 90002).meta["sex"] == "female"
+    rows = unseen.score_models({"stub": Stub()}, [90002], progress=False, site="pelvis")
+    dice = {r["organ"]: r["dice"] for r in rows}
+    assert dice["Prostate"] == 0.0 and dice["Bladder"] > 0.95
+    meta = {"command": "x", "seconds": 1.0, "threads": 1, "seeds": "90002", "site": "pelvis"}
+    markdown, summary = unseen.tables(rows, meta)
+    assert summary["models"]["stub"]["oar_mean_dice"] > 0.95
+    assert markdown.startswith("# Unseen pelvis phantoms")
