@@ -16,9 +16,10 @@ writes one. It is found from HU alone, in about a second for a 512x512x160 CT:
 4. **Skin restored**: what the opening removed comes back where it lies within ``opening_mm`` of
    the kept components, so the opening does not shave the nose or the fingers; a removed part
    that lies mostly further away (the tabletop) stays out, also where it touches the patient.
-5. **Holes** (lungs, bowel gas, the airway, the mouth) are filled slice by slice, then in 3-D,
-   where a cavity whose opening is narrower than about 16 mm counts as closed (a middle ear behind
-   its ear canal, a sinus behind a nostril); the opening itself stays outside. The outline is
+5. **Holes** (lungs, bowel gas, the airway, the mouth) are filled slice by slice, then in 3-D:
+   a cavity whose opening is narrower than about 16 mm (``cavity_mm`` x 2) counts as closed (a
+   middle ear behind its ear canal, a sinus behind a nostril) where it lies deeper than
+   ``cavity_mm`` under the surface; the opening itself stays outside. The outline is
    then taken back to the CT's own pixels: inside the coarse body everything is body, in the
    one-coarse-pixel band around its edge each full-resolution pixel is body when it is above the
    threshold.
@@ -108,15 +109,17 @@ def body_outline(ct: Volume, settings: BodySettings = BodySettings()) -> np.ndar
     foreign = (removed > 0) & ~restore[removed]
     patient |= restore[removed] & near
     patient = ndimage.binary_fill_holes(patient, structure=_cross())  # slice by slice
-    # and in 3-D, counting cavities whose opening is narrower than the ball as closed (a middle
-    # ear behind its ear canal): holes of the closed mask are added, the closing itself is not
-    # (on every other coarse pixel: a cavity is far larger than 4 mm, and this is the dearest step)
+    # and in 3-D: the mask is closed with a ball of cavity_mm, which shuts narrow openings (an
+    # ear canal, a nostril), filled, and eroded with the same ball, so that what is added lies
+    # deeper than cavity_mm inside the closed surface (a middle ear), not at the surface (the
+    # mouth of the canal, a skin fold). On every other coarse pixel: cavities are far larger
+    # than 4 mm, and this is the dearest step.
     cavity = _ellipsoid(_radius_px(settings.cavity_mm, (2 * csx, 2 * csy, sz)))
     pad = [(r, r) for r in cavity.shape]
     closed = ndimage.binary_closing(np.pad(patient[:, ::2, ::2], pad), cavity)
     closed = closed[tuple(slice(r, -r) for r in cavity.shape)]
-    holes = ndimage.binary_fill_holes(closed) & ~closed
-    patient |= _upsample(holes, 2, 2, patient.shape)
+    deep = ndimage.binary_erosion(ndimage.binary_fill_holes(closed), cavity, border_value=1)
+    patient |= _upsample(deep, 2, 2, patient.shape)
     core = ndimage.binary_erosion(patient, structure=_cross(), border_value=1)
     edge = ndimage.binary_dilation(patient, structure=_cross()) & ~core
     full = _upsample(core, fy, fx, ct.shape)

@@ -104,7 +104,8 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             write_overview(ct, prediction.labels, tmp / files["overview"],
                            title=Path(source).name or "input",
                            model=prediction.model.get("name"),
-                           flags={f.organ: f.action for f in prediction.safety.organs})
+                           flags={f.organ: f.action for f in prediction.safety.organs},
+                           body=body)
 
         # The two chains share nothing but the read-only labels: written side by side (most of
         # their time is in NumPy, SimpleITK, zlib and Agg, which release the GIL).

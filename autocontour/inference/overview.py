@@ -21,6 +21,7 @@ import colorsys
 import math
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,17 @@ from matplotlib.lines import Line2D
 from skimage.measure import find_contours
 
 from autocontour.errors import GeometryMismatchError, InvalidInputError, OutputExistsError
+from autocontour.inference.body import EXTERNAL
 from autocontour.io.grid import canonical, is_axis_aligned
 from autocontour.io.volume import LabelMap, Volume
-from autocontour.organs import Organ
+from autocontour.organs import Organ, OrganSet
 
 DPI = 150
 PANEL_INCHES = 3.2
 MAX_COLUMNS = 3
 LINE_WIDTH = 1.0       # the coloured outline (points)
 EDGE_WIDTH = 2.4       # the dark line under it
+BODY_WIDTH = 0.6       # the body outline (External)
 EDGE_COLOUR = (0.0, 0.0, 0.0)
 REFERENCE_DASHES = (0, (3.0, 2.0))
 #: Two colours closer than this (Euclidean distance of RGB in 0..1) are too alike for a pair.
@@ -97,7 +100,8 @@ def _turned(colour: RGB) -> list[RGB]:
 def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: int = 4,
                    window: tuple[float, float] = (40.0, 400.0), title: str | None = None,
                    model: str | None = None, reference: LabelMap | None = None,
-                   flags: Mapping[str, str] | None = None, overwrite: bool = False) -> Path:
+                   flags: Mapping[str, str] | None = None, overwrite: bool = False,
+                   body: np.ndarray | None = None) -> Path:
     """Write the overview PNG: ``slices`` axial panels, one coronal panel and a legend.
 
     Args:
@@ -114,6 +118,7 @@ def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: in
         flags: organ -> "flagged" or "removed" by the anatomy checks: flagged organs are marked
             "(!)" in the legend, and a title line names both kinds.
         overwrite: replace an existing file.
+        body: the body outline (boolean, on ``ct``'s array grid), drawn as a thin line.
 
     Returns:
         ``path``. The file is written under a temporary name and renamed, so it is never left
@@ -147,8 +152,11 @@ def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: in
         named = [o for o, a in flags.items() if a == action]
         if named:
             lines.append(f"{action} by the anatomy checks: {', '.join(named)} (see report.json)")
+    outline = None if body is None else canonical(LabelMap(
+        body.view(np.uint8), ct.geometry, organs=OrganSet("body", (replace(EXTERNAL, label=1),))),
+        "LPS").array
     fig = _figure(ct, labels, reference, slices, (level - width / 2, level + width / 2),
-                  lines, {o for o, a in flags.items() if a == "flagged"})
+                  lines, {o for o, a in flags.items() if a == "flagged"}, outline)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
@@ -238,7 +246,8 @@ def _legend_name(organ: Organ, flagged: bool = False) -> str:
 
 def _figure(ct: Volume, labels: LabelMap, reference: LabelMap | None, n: int,
             clim: tuple[float, float], title: list[str],
-            flagged: set[str] | frozenset[str] = frozenset()) -> Figure:
+            flagged: set[str] | frozenset[str] = frozenset(),
+            body: np.ndarray | None = None) -> Figure:
     image = canonical(ct, "LPS")
     planes = [(canonical(labels, "LPS"), "-")]
     if reference is not None:
@@ -259,12 +268,17 @@ def _figure(ct: Volume, labels: LabelMap, reference: LabelMap | None, n: int,
                           PANEL_INCHES * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     drawn: list[set[int]] = [set() for _ in planes]  # per plane, the labels drawn
+    sx, sy, sz = image.spacing
     for ax, k in zip(axes, axial):
         for done, new in zip(drawn, _draw_axial(ax, image, planes, k, shown, colours, clim, ct)):
             done |= new
+        if body is not None:
+            _draw_body(ax, body[k], (sy, sx))
     for done, new in zip(drawn, _draw_coronal(axes[len(axial)], image, planes, coronal_row,
                                               shown, colours, clim, axial)):
         done |= new
+    if body is not None:
+        _draw_body(axes[len(axial)], body[:, coronal_row, :], (sz, sx))
     for ax in axes[panels:]:
         ax.set_axis_off()
     lines = list(title)
@@ -278,6 +292,9 @@ def _figure(ct: Volume, labels: LabelMap, reference: LabelMap | None, n: int,
         handles = [Line2D([], [], color=colours[o.label], linewidth=2.0,
                           label=_legend_name(o, o.name in flagged), path_effects=_outline(2.0))
                    for o in shown if any(o.label in done for done in drawn)]
+        if body is not None:
+            handles.append(Line2D([], [], color=_rgb(EXTERNAL), linewidth=BODY_WIDTH,
+                                  label="External (body outline)"))
         if reference is not None:
             handles += [Line2D([], [], color="0.4", linewidth=1.5, label=label, linestyle=style)
                         for label, style in (("contours", "-"), ("reference (truth)",
@@ -343,6 +360,15 @@ def _draw_contours(ax: Axes, plane: np.ndarray, organs: list[Organ], colours: di
                     linewidth=LINE_WIDTH, linestyle=style, path_effects=_outline(LINE_WIDTH))
         drawn.add(organ.label)
     return drawn
+
+
+def _draw_body(ax: Axes, plane: np.ndarray, pixel_mm: tuple[float, float]) -> None:
+    """The body outline on one panel: a thin line, under the organs' outlines."""
+    if not plane.any():
+        return
+    for line in find_contours(np.pad(plane.astype(np.float32), 1), 0.5):
+        ax.plot((line[:, 1] - 1) * pixel_mm[1], (line[:, 0] - 1) * pixel_mm[0],
+                color=_rgb(EXTERNAL), linewidth=BODY_WIDTH, zorder=1.5)
 
 
 def _finish(ax: Axes) -> None:

@@ -107,7 +107,7 @@ def run_demo(request: DemoRequest, progress: ProgressCallback | None = None,
         # The overview again, with the phantom's truth drawn dashed under the contours.
         write_overview(ct, result.labels, tmp / "contours" / report["files"]["overview"],
                        title=f"demo {case.case_id}", model=result.model,
-                       reference=case.labels, overwrite=True)
+                       reference=case.labels, overwrite=True, body=result.body)
         reporter.finished("contour", f"{len(report['organs'])} organs")
 
         pred, truth = result.labels.array, case.labels.array

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from autocontour.inference.catalogue import resolve_model
 from autocontour.inference.outputs import write_outputs
 from autocontour.inference.pipeline import Contourer
@@ -82,6 +84,7 @@ class PredictResult:
         warnings: what was noticed about the input and done about it.
         choice: why this model: the automatic choice's reason and candidates, or that it was
             named.
+        body: the body outline on the input CT's grid (boolean), None when none was found.
     """
 
     output: Path
@@ -90,6 +93,7 @@ class PredictResult:
     labels: LabelMap
     warnings: list[str] = field(default_factory=list)
     choice: dict[str, Any] = field(default_factory=dict)
+    body: np.ndarray | None = None
 
 
 def load_contourer(model: str | Path | None = None, device: str = "auto") -> Contourer:
@@ -165,4 +169,4 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
                            extra={"model_choice": choice})
     reporter.finished("write", str(out), last=True)
     return PredictResult(out, report, contourer.model.name, prediction.labels,
-                         list(report["warnings"]), choice)
+                         list(report["warnings"]), choice, prediction.body)

@@ -40,6 +40,16 @@ def test_predict_dicom_folder_writes_every_output(tmp_path: Path, ct_dir: Path,
     labels = read_volume(out / "labels.nii.gz")
     assert labels.shape == ct.shape
     assert "contoured with tiny" in capsys.readouterr().out
+    # the body outline: the last ROI (type EXTERNAL), body.nii.gz, its volume in the report
+    assert rt.StructureSetROISequence[-1].ROIName == "External"
+    assert rt.RTROIObservationsSequence[-1].RTROIInterpretedType == "EXTERNAL"
+    body = read_volume(out / "body.nii.gz").array
+    assert body.shape == ct.shape and set(np.unique(body)) == {0, 1}
+    assert report["body"]["volume_cc"] == pytest.approx(
+        body.sum() * np.prod(ct.spacing) / 1000, abs=0.1)
+    assert report["files"]["body"] == "body.nii.gz" and report["body"]["clipped"] == []
+    assert (ct.array[body > 0] > -500).mean() > 0.9  # the body is mostly tissue ...
+    assert (ct.array[body == 0] < -500).mean() > 0.9  # ... and outside, air (and the couch)
 
 
 def test_predict_nifti_writes_a_matching_ct_series(tmp_path: Path, hn_case: PhantomCase,
