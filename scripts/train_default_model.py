@@ -208,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
                                      "extent_mm": list(record.extent_mm), "command": command}
     report["training_record"]["record"] = record.to_dict()
     summary.write_text(json.dumps(report, indent=2))
-    print(f"model and training record of {record.cases} cases written to {out} "
-          f"({report['size_bytes'] / 1e6:.1f} MB) and {summary}")
+    if args.describe_only:
+        print(f"description of {out} ({record.cases} training cases) written to {summary}")
+    else:
+        print(f"model and training record of {record.cases} cases written to {out} "
+              f"({report['size_bytes'] / 1e6:.1f} MB) and {summary}")
     return 0
 
 
