@@ -207,8 +207,8 @@ def write_dicom_series(volume: Volume, out_dir: str | Path, *, modality: str = "
                        study_instance_uid: str | None = None,
                        series_description: str = "autocontour", series_number: int = 1,
                        patient_position: str = "HFS", overwrite: bool = False,
-                       uid_root: str | None = None, uid_seed: str | None = None
-                       ) -> DicomSeriesRef:
+                       uid_root: str | None = None, uid_seed: str | None = None,
+                       patient_sex: str = "") -> DicomSeriesRef:
     """Write ``volume`` as one DICOM file per z slice (CT or MR Image IOD).
 
     Values are stored as int16/uint16 with RescaleSlope/Intercept (see ``_stored_values``).
@@ -223,6 +223,7 @@ def write_dicom_series(volume: Volume, out_dir: str | Path, *, modality: str = "
         patient_position: DICOM PatientPosition written with the series (e.g. "HFS").
         uid_root: UID prefix (default pydicom's root).
         uid_seed: makes every UID a hash of it (one seed per case: same seed, same UIDs).
+        patient_sex: DICOM PatientSex: "M", "F", "O" or "" (unknown).
 
     Returns:
         The written series; ``sop_instance_uids`` and ``files`` follow the array's z order.
@@ -239,6 +240,8 @@ def write_dicom_series(volume: Volume, out_dir: str | Path, *, modality: str = "
     if patient_position not in _POSITIONS:
         raise UnknownOptionError(
             f"patient position {patient_position!r} is not one of {list(_POSITIONS)}")
+    if patient_sex not in ("M", "F", "O", ""):
+        raise UnknownOptionError(f"patient sex {patient_sex!r} is not one of M, F, O or ''")
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
     stored, slope, intercept = _stored_values(volume.array, modality)
@@ -248,6 +251,7 @@ def write_dicom_series(volume: Volume, out_dir: str | Path, *, modality: str = "
     frame_uid = volume.geometry.frame_of_reference_uid or make_uid(uid_root, uid_seed, "frame")
     ds = _base_dataset(volume, modality, patient_id, patient_name, study_uid, series_uid,
                        frame_uid, series_description, series_number, patient_position)
+    ds.PatientSex = patient_sex
     ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
     if modality == "CT" or (slope, intercept) != (1.0, 0.0):
         # MR IODs expect no Modality LUT: written only when values would otherwise be lost.

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from autocontour.inference.catalogue import resolve_model
+from autocontour.inference.catalogue import choose_model, resolve_model
 from autocontour.inference.outputs import write_outputs
 from autocontour.inference.pipeline import Contourer
 from autocontour.io.formats import read_volume
@@ -146,8 +146,6 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
         return ct
 
     if choose:
-        from autocontour.inference.catalogue import choose_model
-
         ct = read()
         chosen = choose_model(ct, source)
         choice = chosen.to_dict()
@@ -155,7 +153,7 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
         contourer = load_contourer(chosen.model.path, request.device)
     elif contourer is None:
         contourer = load_contourer(request.model, request.device)
-        choice = {"model": contourer.model.name, "reason": f"named: {request.model}"}
+        choice = {"model": str(request.model), "reason": "named (--model)"}
     else:
         choice = {"model": contourer.model.name, "reason": "given by the caller"}
     reporter.stages += contourer.stages(request.organs) + ["write"]

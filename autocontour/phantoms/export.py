@@ -47,7 +47,9 @@ def write_case(case: PhantomCase, case_dir: Path, dicom: bool = True) -> dict[st
             from autocontour.io import write_dicom_series, write_rtstruct
             ref = write_dicom_series(case.ct, case_dir / "ct", modality="CT",
                                      patient_id=case.case_id, patient_name=f"Phantom^{case.case_id}",
-                                     series_description=f"{case.site} phantom CT")
+                                     series_description=f"{case.site} phantom CT",
+                                     patient_sex={"male": "M", "female": "F"}.get(
+                                         case.meta.get("sex", ""), ""))
             ct = replace(case.ct, dicom=ref)
             write_rtstruct(case.labels, ct, case_dir / "rtstruct.dcm",
                            series_description="phantom ground truth")

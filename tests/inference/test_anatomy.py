@@ -236,3 +236,16 @@ def test_sex_is_decided_from_the_image_without_a_header() -> None:
     assert undecided.sex is None and "neither found" in undecided.detail
     assert sex_flags(empty, undecided) == []
     assert decide_sex(female.ct, head_neck_case(90011).labels, record) is None
+
+
+def test_pelvis_phantoms_carry_their_sex_in_the_dicom_header(tmp_path: Path) -> None:
+    from autocontour.inference.anatomy import decide_sex
+    from autocontour.io import read_volume
+    from autocontour.phantoms.export import write_cases
+
+    write_cases("pelvis", 1, tmp_path / "pv", seed=90024, shape=(12, 48, 48), sex="male")
+    ct = read_volume(tmp_path / "pv" / "pv_s90024" / "ct")
+    assert ct.dicom.header.PatientSex == "M"
+    empty = pelvis_case(90024, shape=(12, 48, 48)).labels
+    decision = decide_sex(ct, empty.with_array(np.zeros_like(empty.array)), None)
+    assert (decision.sex, decision.source) == ("male", "DICOM PatientSex")
