@@ -124,7 +124,8 @@ def body_outline(ct: Volume, settings: BodySettings = BodySettings()) -> np.ndar
     edge = ndimage.binary_dilation(patient, structure=_cross()) & ~core
     full = _upsample(core, fy, fx, ct.shape)
     band = _upsample(edge, fy, fx, ct.shape)
-    band &= ~_upsample(foreign, fy, fx, ct.shape)
+    if foreign.any():
+        band &= ~_upsample(foreign, fy, fx, ct.shape)
     full |= band & (array > settings.threshold_hu)
     return full
 
@@ -166,13 +167,19 @@ class Clipped:
 
 def clip_to_body(labels: LabelMap, body: np.ndarray) -> tuple[LabelMap, list[Clipped]]:
     """Remove every organ voxel outside ``body``; returns the clipped map and what was removed."""
-    outside = labels.array * ~body
+    array = labels.array
+    planes = np.flatnonzero(array.reshape(array.shape[0], -1).max(axis=1))
+    if planes.size == 0:
+        return labels, []
+    box = slice(planes[0], planes[-1] + 1)  # the organs' slices: a fraction of a CT
+    sub = array[box]
+    outside = (sub > 0) & ~body[box]
     if not outside.any():
         return labels, []
-    counts = np.bincount(outside.ravel(), minlength=max(labels.organs.labels) + 1)
+    counts = np.bincount(sub[outside], minlength=max(labels.organs.labels) + 1)
     voxel_cc = float(np.prod(labels.spacing)) / 1000.0
     clipped = [Clipped(o.name, int(counts[o.label]), counts[o.label] * voxel_cc)
                for o in labels.organs if counts[o.label]]
-    array = labels.array.copy()
-    array[outside > 0] = 0
+    array = array.copy()
+    array[box][outside] = 0
     return replace(labels, array=array), clipped

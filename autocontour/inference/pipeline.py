@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,9 +103,6 @@ def resolve_device(name: str | torch.device) -> torch.device:
         return torch.device(key)
     except RuntimeError:
         raise InvalidInputError(f"unknown device {name!r} (cpu, cuda, cuda:N or auto)") from None
-
-
-_BODY_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autocontour-body")
 
 
 class Contourer:
@@ -214,10 +210,6 @@ class Contourer:
                     warnings.append(f"contoured despite the anatomy check (--force): {refusal}")
                 warnings += safety.anatomy.warnings
             finished("anatomy")
-            # The body outline needs only the CT: found in a second thread while the networks
-            # run (PyTorch releases the GIL in its kernels), collected at the "body" stage.
-            pending = (_BODY_POOL.submit(body_outline, volume)
-                       if body and model.expect.modality == "CT" else None)
             pre = model.recipe.apply(canon)
             image = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))
             finished("preprocess")
@@ -238,8 +230,10 @@ class Contourer:
         result = LabelMap(np.ascontiguousarray(labels, dtype=np.uint8), volume.geometry,
                           organs=organ_set)
         outline, clipped = None, []
-        if pending is not None:
-            outline = pending.result()
+        if body and model.expect.modality == "CT":
+            # (found after the networks, not beside them in a thread: measured on 2 cores, a
+            # thread slowed the networks by as much as it saved)
+            outline = body_outline(volume)
             if outline.any():
                 result, clipped = clip_to_body(result, outline)
                 warnings += [f"{c.organ}: {c.volume_cc:.2f} cm³ outside the body outline "
