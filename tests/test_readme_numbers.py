@@ -161,7 +161,20 @@ def _pelvis_models(s: Source) -> list[float]:
             test["models"]["shipped"]["mean_dice"], len(test["cases"]), s.json["size_bytes"] / 1e6]
 
 
+PAIRED = "benchmarks/results/predict_body_paired.txt"
+BODY = "benchmarks/results/bench_body.txt"
+
 CLAIMS = [
+    Claim("Finding it takes a median\n{} s at this size", BODY,
+          lambda s: s.find(r"body_outline: median ([\d.]+) s")),
+    Claim("On the 512x512x160 benchmark CT it takes a median {} s", BODY,
+          lambda s: s.find(r"body_outline: median ([\d.]+) s")),
+    Claim("median wall {} s after against {} s before, ratio {} ({}-{}), CPU time ratio {}.",
+          PAIRED, lambda s: [s.find(r"A wall s\s+[\d.]+\s+([\d.]+)")[0],
+                             s.find(r"B wall s\s+[\d.]+\s+([\d.]+)")[0],
+                             s.find(r"A/B wall\s+[\d.]+\s+([\d.]+)")[0],
+                             *s.find(r"A/B wall\s+([\d.]+)\s+[\d.]+\s+([\d.]+)"),
+                             s.find(r"A/B cpu\s+[\d.]+\s+([\d.]+)")[0]]),
     # --- Models: the table, the pelvis model, its fresh test, site recognition
     Claim("| `head-neck` | the 22 StructSeg OARs and the cochleae (24) | 32 phantoms (seeds "
           "1000-1039, 8 for validation), {} min | {} (8 cases) | {} (10 cases, seeds "
