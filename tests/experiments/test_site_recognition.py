@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,17 +11,10 @@ import pytest
 
 from autocontour.phantoms import head_neck_case
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def experiment() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("site_recognition",
-                                                  ROOT / "experiments" / "site_recognition.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["site_recognition"] = module
-    spec.loader.exec_module(module)
-    return module
+def experiment(experiment_script) -> ModuleType:
+    return experiment_script("site_recognition")
 
 
 def test_fields_of_view_cut_what_they_say(experiment: ModuleType) -> None:

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def table1() -> ModuleType:
-    return _load("table1_combined", ROOT / "experiments" / "table1_combined.py")
+def table1(experiment_script) -> ModuleType:
+    return experiment_script("table1_combined")
 
 
 ORGANS = ("Eye_L", "Lens_L", "OpticChiasm", "Pituitary")

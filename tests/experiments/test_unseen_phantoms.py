@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,17 +11,10 @@ import pytest
 
 from autocontour.errors import InvalidInputError
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def unseen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("unseen_phantoms",
-                                                  ROOT / "experiments" / "unseen_phantoms.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["unseen_phantoms"] = module
-    spec.loader.exec_module(module)
-    return module
+def unseen(experiment_script) -> ModuleType:
+    return experiment_script("unseen_phantoms")
 
 
 def _row(model: str, case: str, organ: str, dice: float, hd: float) -> dict:

@@ -109,13 +109,19 @@ def test_clip_to_body_removes_and_reports_what_lay_outside(pelvis) -> None:
     assert none == [] and same is pelvis.labels
 
 
-def test_rtstruct_carries_the_external_after_the_organs(tmp_path) -> None:
+def _dicom_case(tmp_path) -> tuple[Volume, LabelMap]:
+    """A small head-and-neck phantom written as a DICOM series: the CT (with its identity) and
+    its labels on that series' grid."""
     case = head_neck_case(90004, shape=(16, 64, 64))
     series = write_dicom_series(case.ct, tmp_path / "ct")
     ct = replace(case.ct, geometry=replace(case.ct.geometry,
                                            frame_of_reference_uid=series.frame_of_reference_uid),
                  dicom=series)
-    labels = replace(case.labels, geometry=ct.geometry)
+    return ct, replace(case.labels, geometry=ct.geometry)
+
+
+def test_rtstruct_carries_the_external_after_the_organs(tmp_path) -> None:
+    ct, labels = _dicom_case(tmp_path)
     body = body_outline(ct)
     report = write_rtstruct(labels, ct, tmp_path / "rt.dcm", extra=[(EXTERNAL, body)])
     assert report.written[-1] == "External"
@@ -134,12 +140,7 @@ def test_rtstruct_carries_the_external_after_the_organs(tmp_path) -> None:
 def test_an_extra_mask_of_another_shape_is_refused(tmp_path) -> None:
     from autocontour.errors import GeometryMismatchError
 
-    case = head_neck_case(90004, shape=(16, 64, 64))
-    series = write_dicom_series(case.ct, tmp_path / "ct")
-    ct = replace(case.ct, geometry=replace(case.ct.geometry,
-                                           frame_of_reference_uid=series.frame_of_reference_uid),
-                 dicom=series)
-    labels = replace(case.labels, geometry=ct.geometry)
+    ct, labels = _dicom_case(tmp_path)
     with pytest.raises(GeometryMismatchError, match="External"):
         write_rtstruct(labels, ct, tmp_path / "rt.dcm",
                        extra=[(EXTERNAL, np.ones((2, 2, 2), bool))])
