@@ -29,8 +29,6 @@ from autocontour.jobs.checks import (
     check_output_folder,
 )
 
-_MODEL = "model file or training checkpoint"
-
 
 def _at_least(minimum: int) -> Any:
     """An argparse type: an integer of at least ``minimum``."""
@@ -224,7 +222,8 @@ def _list_models(as_json: bool) -> int:
         print(f"  trained on {m['training_cases']} phantoms, validated on "
               f"{m['validation_cases']} (seeds {m['phantom_seeds'][0]}-{m['phantom_seeds'][1]})"
               f"; body regions: {', '.join(m['regions'])}")
-        print(f"  mean Dice: validation {m['validation_dice']:.3f}, fresh test {tested}")
+        validated = "n/a" if m["validation_dice"] is None else f"{m['validation_dice']:.3f}"
+        print(f"  mean Dice: validation {validated}, fresh test {tested}")
         print(f"  rebuild: {m['command']}")
     return 0
 
@@ -232,7 +231,7 @@ def _list_models(as_json: bool) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     check_output_folder(args.out, args.overwrite, "--out")
     if args.model is not None:
-        check_file(args.model, _MODEL)
+        check_model(args.model)
     from autocontour.jobs.demo import DemoRequest, run_demo
     request = DemoRequest(Path(args.out), seed=args.seed, shape=args.shape, model=args.model,
                           tta=args.tta, overwrite=args.overwrite,
