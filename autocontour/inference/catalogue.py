@@ -128,6 +128,12 @@ def shipped_model(name: str, assets: Path = ASSETS) -> ShippedModel:
     return models[key]
 
 
+def is_model_name(model: str | Path) -> bool:
+    """A bare word (no folder, no suffix) that is not a file: a shipped model's name."""
+    path = Path(model)
+    return not (path.suffix or len(path.parts) > 1 or path.exists())
+
+
 def resolve_model(model: str | Path | None) -> Path:
     """The file of a shipped model's name, or ``model`` itself as a path (None: the default,
     head and neck, for callers without a CT to choose by).
@@ -138,10 +144,7 @@ def resolve_model(model: str | Path | None) -> Path:
     """
     if model is None:
         return DEFAULT_MODEL
-    path = Path(model)
-    if path.suffix or len(path.parts) > 1 or path.exists():
-        return path
-    return shipped_model(str(model)).path
+    return shipped_model(str(model)).path if is_model_name(model) else Path(model)
 
 
 @dataclass(frozen=True)

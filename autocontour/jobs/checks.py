@@ -206,10 +206,9 @@ def check_model(model: str | Path) -> Path:
         InvalidInputError: no such file, a folder, unreadable.
         UnknownOptionError: an unknown shipped model name.
     """
-    path = Path(model)
-    if path.suffix or len(path.parts) > 1 or path.exists():
-        return check_file(path, "model file or training checkpoint")
-    from autocontour.inference.catalogue import shipped_model  # JSON only, no PyTorch
+    from autocontour.inference.catalogue import is_model_name, shipped_model  # no PyTorch
 
+    if not is_model_name(model):
+        return check_file(model, "model file or training checkpoint")
     return shipped_model(str(model)).path
 
