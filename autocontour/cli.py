@@ -228,6 +228,27 @@ def _list_models(as_json: bool) -> int:
     return 0
 
 
+def _cmd_user_add(args: argparse.Namespace) -> int:
+    from autocontour.jobs.accounts import AddUserRequest, add_user
+    password = _read_password(args.password_stdin)
+    result = add_user(AddUserRequest(args.name, password, home=args.home,
+                                     database_url=args.database_url))
+    print(f"user {result.name} added (id {result.user_id}) to the store at {result.home}")
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The new password: the first line of stdin, or typed twice at the terminal (not echoed)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise AutocontourError("the two passwords differ; nothing was changed")
+    return first
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     check_output_folder(args.out, args.overwrite, "--out")
     if args.model is not None:
@@ -422,6 +443,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "shipped model's name, or a model file (default: head-neck)")
     p.add_argument("--json", action="store_true", help="with list: print JSON")
     p.set_defaults(func=_cmd_model)
+
+    p = sub.add_parser("user", help="accounts of the case store (the service's users)")
+    usub = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    q = usub.add_parser("add", help="add a user; the password is asked for (or read from stdin)")
+    q.add_argument("name", help="1-64 letters, digits or ._@-")
+    q.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of stdin (scripts)")
+    q.add_argument("--home", default=None,
+                   help="the store's folder (default $AUTOCONTOUR_HOME, else "
+                        "~/.local/share/autocontour)")
+    q.add_argument("--database-url", default=None,
+                   help="SQLAlchemy URL, e.g. postgresql://... (default SQLite in --home)")
+    q.set_defaults(func=_cmd_user_add)
 
     p = sub.add_parser("demo", help="run the main job on an embedded phantom case (no download)")
     p.add_argument("--out", default="autocontour-demo", help="output folder")

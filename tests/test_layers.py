@@ -34,8 +34,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("autocontour.data", "autocontour.phantoms"),
     # 4: what training makes and inference uses (configs, checkpoints, model files)
     ("autocontour.artifacts",),
-    # 5: siblings: neither imports the other
-    ("autocontour.training", "autocontour.inference"),
+    # 5: siblings: none imports another (the store: accounts, uploads, results)
+    ("autocontour.training", "autocontour.inference", "autocontour.store"),
     # 6: user-level jobs (predict, demo, evaluate, train, build a model, import a data set)
     ("autocontour.jobs",),
     # 7: front ends

@@ -23,6 +23,7 @@ job                            request                        result
 :func:`describe_file`          a path                         a JSON-ready ``dict``
 :func:`describe_model`         a model path (None: shipped)   :class:`ModelDescription`
 :func:`list_models`            nothing                        a ``dict`` per shipped model
+:func:`add_user`               :class:`AddUserRequest`        :class:`AddUserResult`
 :func:`fingerprint_dataset`    a data set path                ``FingerprintResult``
 ============================== ============================== ===============================
 
@@ -56,6 +57,7 @@ _LAZY = {
     **dict.fromkeys(("ImportRequest", "ImportResult", "import_dataset", "fingerprint_dataset",
                      "SplitRequest", "split_dataset", "ExportRequest", "export_dataset"),
                     "autocontour.jobs.dataset"),
+    **dict.fromkeys(("AddUserRequest", "AddUserResult", "add_user"), "autocontour.jobs.accounts"),
     **dict.fromkeys(("PhantomRequest", "PhantomResult", "write_phantoms"),
                     "autocontour.jobs.phantoms"),
     **dict.fromkeys(("ConvertRequest", "ConvertResult", "ModelDescription", "convert",
@@ -63,6 +65,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_exports.py)
+    from autocontour.jobs.accounts import AddUserRequest, AddUserResult, add_user
     from autocontour.jobs.dataset import (
         ExportRequest,
         ImportRequest,
@@ -95,6 +98,8 @@ if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_ex
     from autocontour.jobs.training import TrainRequest, TrainResult, train
 
 __all__ = [
+    "AddUserRequest",
+    "AddUserResult",
     "BuildModelRequest",
     "BuildResult",
     "CancelCheck",
@@ -119,6 +124,7 @@ __all__ = [
     "SplitRequest",
     "TrainRequest",
     "TrainResult",
+    "add_user",
     "build_model",
     "convert",
     "describe_file",

@@ -1,0 +1,133 @@
+"""Uploads kept by their content, and the results made from them.
+
+An upload is copied into the store in 1 MiB blocks while its SHA-256 is computed (never read
+whole into memory), then read with the same readers and zip rules as ``autocontour predict``
+(``autocontour.io.formats.read_volume``: junk members skipped; traversal, links, bombs and nested
+archives refused). Only a file that reads as an image becomes a case; anything else is removed
+and refused with the reason, and nothing is recorded. The content lives once under
+``files/<first two hex digits>/<sha256>/<file name>``, however many users upload it; each user's
+upload of it is one case, the same upload again returns that case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from autocontour.errors import AutocontourError, InvalidInputError
+from autocontour.io.formats import detect_format, read_volume
+from autocontour.store.database import Store
+from autocontour.store.schema import Case, Result, User
+
+BLOCK = 1 << 20
+
+
+class NotFoundError(AutocontourError, LookupError):
+    """No such case or result for this user (another user's is not found either)."""
+
+
+def add_upload(store: Store, session: Session, owner: User, source: str | Path,
+               filename: str | None = None, description: str = "") -> tuple[Case, bool]:
+    """Keep an uploaded CT (a DICOM zip, NIfTI, NRRD or HDF5 file) as a case of ``owner``.
+
+    Args:
+        source: the uploaded file (e.g. the service's spool file).
+        filename: the name the user gave it (default: ``source``'s); its suffix says the format.
+
+    Returns:
+        (the case, True when it is new; False when ``owner`` had uploaded the same content).
+
+    Raises:
+        InvalidInputError: not a file, or not an image the readers accept (the message names the
+            file and the problem); nothing is kept.
+    """
+    source = Path(source)
+    name = Path(filename or source.name).name
+    if not source.is_file():
+        raise InvalidInputError(f"{name}: not a file (upload a DICOM series as one .zip)")
+    kind = detect_format(name).value
+    incoming = store.files / "incoming" / uuid.uuid4().hex
+    incoming.mkdir(parents=True)
+    try:
+        copy = incoming / name
+        digest, size = _copy_hashing(source, copy)
+        existing = _case_by_content(session, owner, digest)
+        if existing is not None:
+            return existing, False
+        content = store.files / digest[:2] / digest
+        if not content.exists():
+            try:
+                read_volume(copy)
+            except AutocontourError as exc:
+                raise InvalidInputError(f"{name}: not accepted: {exc}") from None
+            content.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                incoming.rename(content)
+            except OSError:  # another upload of the same content won the race: keep theirs
+                if not content.exists():
+                    raise
+        stored = next(content.iterdir()).name
+        case = Case(owner_id=owner.id, sha256=digest, filename=stored, format=kind,
+                    size_bytes=size, description=description[:255])
+        session.add(case)
+        try:
+            session.commit()
+        except IntegrityError:  # the same user uploaded the same content at the same time
+            session.rollback()
+            return _case_by_content(session, owner, digest), False  # type: ignore[return-value]
+        return case, True
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+
+
+def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with source.open("rb") as src, target.open("wb") as dst:
+        while block := src.read(BLOCK):
+            digest.update(block)
+            dst.write(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _case_by_content(session: Session, owner: User, digest: str) -> Case | None:
+    return session.scalar(select(Case).where(Case.owner_id == owner.id, Case.sha256 == digest))
+
+
+def case_file(store: Store, case: Case) -> Path:
+    """The stored upload of a case."""
+    return store.files / case.sha256[:2] / case.sha256 / case.filename
+
+
+def get_case(session: Session, owner: User, case_id: int) -> Case:
+    """``owner``'s case ``case_id``.
+
+    Raises:
+        NotFoundError: no such case of this user (another user's case included).
+    """
+    case = session.get(Case, case_id)
+    if case is None or case.owner_id != owner.id:
+        raise NotFoundError(f"case {case_id}: not found")
+    return case
+
+
+def cases_of(session: Session, owner: User) -> list[Case]:
+    """``owner``'s cases, newest first."""
+    return list(session.scalars(select(Case).where(Case.owner_id == owner.id)
+                                .order_by(Case.id.desc())))
+
+
+def add_result(session: Session, case: Case, *, model_name: str, model_version: str,
+               model_sha256: str, folder: str) -> Result:
+    """Record a contouring of ``case``; earlier results stay as they are, listed beside it."""
+    result = Result(case_id=case.id, model_name=model_name, model_version=model_version,
+                    model_sha256=model_sha256, folder=folder)
+    session.add(result)
+    session.commit()
+    return result
