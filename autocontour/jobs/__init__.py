@@ -24,6 +24,7 @@ job                            request                        result
 :func:`describe_model`         a model path (None: shipped)   :class:`ModelDescription`
 :func:`list_models`            nothing                        a ``dict`` per shipped model
 :func:`add_user`               :class:`AddUserRequest`        :class:`AddUserResult`
+:func:`contour_case`           :class:`ContourCaseRequest`    :class:`ContourCaseResult`
 :func:`fingerprint_dataset`    a data set path                ``FingerprintResult``
 ============================== ============================== ===============================
 
@@ -58,6 +59,8 @@ _LAZY = {
                      "SplitRequest", "split_dataset", "ExportRequest", "export_dataset"),
                     "autocontour.jobs.dataset"),
     **dict.fromkeys(("AddUserRequest", "AddUserResult", "add_user"), "autocontour.jobs.accounts"),
+    **dict.fromkeys(("ContourCaseRequest", "ContourCaseResult", "contour_case"),
+                    "autocontour.jobs.cases"),
     **dict.fromkeys(("PhantomRequest", "PhantomResult", "write_phantoms"),
                     "autocontour.jobs.phantoms"),
     **dict.fromkeys(("ConvertRequest", "ConvertResult", "ModelDescription", "convert",
@@ -66,6 +69,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_exports.py)
     from autocontour.jobs.accounts import AddUserRequest, AddUserResult, add_user
+    from autocontour.jobs.cases import ContourCaseRequest, ContourCaseResult, contour_case
     from autocontour.jobs.dataset import (
         ExportRequest,
         ImportRequest,
@@ -103,6 +107,8 @@ __all__ = [
     "BuildModelRequest",
     "BuildResult",
     "CancelCheck",
+    "ContourCaseRequest",
+    "ContourCaseResult",
     "ConvertRequest",
     "ConvertResult",
     "DemoRequest",
@@ -126,6 +132,7 @@ __all__ = [
     "TrainResult",
     "add_user",
     "build_model",
+    "contour_case",
     "convert",
     "describe_file",
     "describe_model",
