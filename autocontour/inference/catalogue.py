@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ class ShippedModel:
     def site(self) -> str:
         return str(self.info.get("site") or self.record.site)
 
-    @property
+    @cached_property
     def record(self) -> TrainingRecord:
         return TrainingRecord.from_dict(self.info["training_record"]["record"])
 
