@@ -14,7 +14,7 @@ def _now() -> datetime:
 
 
 class Base(DeclarativeBase):
-    pass
+    """The tables of the case store (``Base.metadata`` is what the migrations must build)."""
 
 
 class User(Base):
