@@ -26,6 +26,8 @@ from autocontour.store.database import Store
 from autocontour.store.schema import Case, Result, User
 
 BLOCK = 1 << 20
+MAX_UPLOAD_BYTES = 8 << 30
+"""Default size limit of one upload (8 GiB: a 512x512x2000 CT series is about 1 GiB)."""
 
 
 class NotFoundError(AutocontourError, LookupError):
@@ -33,19 +35,21 @@ class NotFoundError(AutocontourError, LookupError):
 
 
 def add_upload(store: Store, session: Session, owner: User, source: str | Path,
-               filename: str | None = None, description: str = "") -> tuple[Case, bool]:
+               filename: str | None = None, description: str = "",
+               max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[Case, bool]:
     """Keep an uploaded CT (a DICOM zip, NIfTI, NRRD or HDF5 file) as a case of ``owner``.
 
     Args:
         source: the uploaded file (e.g. the service's spool file).
         filename: the name the user gave it (default: ``source``'s); its suffix says the format.
+        max_bytes: refuse a larger upload (checked while copying: nothing is kept).
 
     Returns:
         (the case, True when it is new; False when ``owner`` had uploaded the same content).
 
     Raises:
-        InvalidInputError: not a file, or not an image the readers accept (the message names the
-            file and the problem); nothing is kept.
+        InvalidInputError: not a file, larger than ``max_bytes``, or not an image the readers
+            accept (the message names the file and the problem); nothing is kept.
     """
     source = Path(source)
     name = Path(filename or source.name).name
@@ -56,7 +60,7 @@ def add_upload(store: Store, session: Session, owner: User, source: str | Path,
     incoming.mkdir(parents=True)
     try:
         copy = incoming / name
-        digest, size = _copy_hashing(source, copy)
+        digest, size = _copy_hashing(source, copy, max_bytes, name)
         existing = _case_by_content(session, owner, digest)
         if existing is not None:
             return existing, False
@@ -86,13 +90,16 @@ def add_upload(store: Store, session: Session, owner: User, source: str | Path,
         shutil.rmtree(incoming, ignore_errors=True)
 
 
-def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
+def _copy_hashing(source: Path, target: Path, max_bytes: int, name: str) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with source.open("rb") as src, target.open("wb") as dst:
         while block := src.read(BLOCK):
+            size += len(block)
+            if size > max_bytes:
+                raise InvalidInputError(f"{name}: larger than the upload limit of "
+                                        f"{max_bytes / 2**20:.0f} MiB; nothing was kept")
             digest.update(block)
             dst.write(block)
-            size += len(block)
     return digest.hexdigest(), size
 
 

@@ -114,6 +114,18 @@ def test_a_bad_upload_is_refused_and_nothing_is_kept(store, tmp_path: Path, kind
     assert [p for p in store.files.rglob("*") if p.is_file()] == []
 
 
+def test_an_upload_over_the_limit_is_refused_while_copying(store, ct_file: Path) -> None:
+    with store.session() as session:
+        alice = add_user(session, "alice", "password1")
+        limit = ct_file.stat().st_size - 1
+        with pytest.raises(InvalidInputError, match="ct.nii.gz: larger than the upload limit"):
+            add_upload(store, session, alice, ct_file, max_bytes=limit)
+        assert cases_of(session, alice) == []
+        case, new = add_upload(store, session, alice, ct_file, max_bytes=limit + 1)
+        assert new and case.size_bytes == limit + 1
+    assert [p for p in store.files.rglob("*") if p.is_file()] == [case_file(store, case)]
+
+
 def test_a_dicom_zip_is_a_case(store, tmp_path: Path) -> None:
     series = tmp_path / "series"
     write_dicom_series(head_neck_case(90042, shape=(12, 32, 32)).ct, series)
