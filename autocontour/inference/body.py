@@ -36,13 +36,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from autocontour.io.volume import LabelMap, Volume
-from autocontour.organs import Organ
+from autocontour.io.volume import Geometry, LabelMap, Volume
+from autocontour.organs import Organ, OrganSet
 
 EXTERNAL = Organ("External", 0, (0, 255, 128), "external", interpreted_type="EXTERNAL")
 """The body outline as an ROI: TG-263 name, RT ROI interpreted type EXTERNAL. Its label value is
 0 because it is never a label of the organ maps (it overlaps every organ); writers give its ROI
 the number after the organs'."""
+BODY_SET = OrganSet("body", (replace(EXTERNAL, label=1),))
+"""The outline as a one-organ label map's set (``body.nii.gz``, drawing): External is label 1."""
 COARSE_MM = 3.0
 
 
@@ -151,6 +153,11 @@ def _upsample(mask: np.ndarray, fy: int, fx: int, shape: tuple[int, int, int]) -
     # np.take keeps the result C-ordered; chained fancy indexing does not, and later
     # element-wise operations on a mixed-order pair are many times slower
     return np.ascontiguousarray(np.take(np.take(mask, rows, axis=1), cols, axis=2))
+
+
+def body_labels(body: np.ndarray, geometry: Geometry) -> LabelMap:
+    """The outline as a label map (1 inside) on ``geometry``, for writing and drawing it."""
+    return LabelMap(body.view(np.uint8), geometry, organs=BODY_SET)
 
 
 @dataclass(frozen=True)

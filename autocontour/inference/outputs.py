@@ -29,18 +29,16 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from autocontour.inference.body import EXTERNAL
+from autocontour.inference.body import EXTERNAL, body_labels
 from autocontour.inference.pipeline import Prediction
 from autocontour.io import write_rtstruct, write_volume
-from autocontour.io.volume import LabelMap, Volume
-from autocontour.organs import OrganSet
+from autocontour.io.volume import Volume
 from autocontour.paths import atomic_folder, refuse_existing
 
 OUTPUT_FILES = {"rtstruct": "rtstruct.dcm", "seg": "seg.dcm", "labels": "labels.nii.gz",
@@ -99,8 +97,7 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
 
             write_volume(prediction.labels, tmp / files["labels"])
             if body is not None:
-                write_volume(LabelMap(body.view(np.uint8), ct.geometry,
-                                      organs=OrganSet("body", (replace(EXTERNAL, label=1),))), tmp / files["body"])
+                write_volume(body_labels(body, ct.geometry), tmp / files["body"])
             write_overview(ct, prediction.labels, tmp / files["overview"],
                            title=Path(source).name or "input",
                            model=prediction.model.get("name"),

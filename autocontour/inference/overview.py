@@ -21,7 +21,6 @@ import colorsys
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +31,10 @@ from matplotlib.lines import Line2D
 from skimage.measure import find_contours
 
 from autocontour.errors import GeometryMismatchError, InvalidInputError, OutputExistsError
-from autocontour.inference.body import EXTERNAL
+from autocontour.inference.body import EXTERNAL, body_labels
 from autocontour.io.grid import canonical, is_axis_aligned
 from autocontour.io.volume import LabelMap, Volume
-from autocontour.organs import Organ, OrganSet
+from autocontour.organs import Organ
 
 DPI = 150
 PANEL_INCHES = 3.2
@@ -152,9 +151,7 @@ def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: in
         named = [o for o, a in flags.items() if a == action]
         if named:
             lines.append(f"{action} by the anatomy checks: {', '.join(named)} (see report.json)")
-    outline = None if body is None else canonical(LabelMap(
-        body.view(np.uint8), ct.geometry, organs=OrganSet("body", (replace(EXTERNAL, label=1),))),
-        "LPS").array
+    outline = None if body is None else canonical(body_labels(body, ct.geometry), "LPS").array
     fig = _figure(ct, labels, reference, slices, (level - width / 2, level + width / 2),
                   lines, {o for o, a in flags.items() if a == "flagged"}, outline)
     path.parent.mkdir(parents=True, exist_ok=True)
