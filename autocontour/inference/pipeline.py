@@ -108,9 +108,12 @@ def resolve_device(name: str | torch.device) -> torch.device:
 class Contourer:
     """Contours CTs with one model (a combined model file or a training checkpoint)."""
 
-    def __init__(self, model: ContourModel, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: ContourModel, device: str | torch.device = "cpu",
+                 source: Path | None = None) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device)
+        self.source = source
+        """The file the model was loaded from (None: built in memory)."""
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Contourer:
@@ -119,7 +122,7 @@ class Contourer:
         Raises:
             InvalidInputError: see :func:`~autocontour.inference.model_file.load_model`.
         """
-        return cls(load_model(path, "cpu"), device)
+        return cls(load_model(path, "cpu"), device, Path(path))
 
     @classmethod
     def default(cls, device: str | torch.device = "cpu") -> Contourer:

@@ -51,15 +51,13 @@ def contour_case(request: ContourCaseRequest, progress: ProgressCallback | None 
         InvalidInputError, AnatomyError: as :func:`predict` (nothing is recorded).
         JobCancelled: ``cancel`` said stop (nothing is recorded).
     """
-    from sqlalchemy import select
-
+    from autocontour.store.accounts import find_user
     from autocontour.store.cases import NotFoundError, add_result, case_file, get_case
     from autocontour.store.database import open_store
-    from autocontour.store.schema import User
 
     store = open_store(request.home, request.database_url)
     with store.session() as session:
-        user = session.scalar(select(User).where(User.name == request.user))
+        user = find_user(session, request.user)
         if user is None:
             raise NotFoundError(f"case {request.case_id}: not found")
         case = get_case(session, user, request.case_id)
@@ -73,18 +71,11 @@ def contour_case(request: ContourCaseRequest, progress: ProgressCallback | None 
             PredictRequest(case_file(store, case), folder, device=request.device,
                            threads=request.threads, name=f"case {case.id} ({case.filename})"),
             progress=progress, cancel=cancel, contourer=contourer)
-        model_file = Path(done.report["model_choice"].get("file") or "")
-        model_path = _model_path(request.model, model_file)
+        assert done.model_file is not None  # predict loaded it from a file here
         result = add_result(session, case, model_name=done.model, model_version=__version__,
-                            model_sha256=_sha256(model_path),
+                            model_sha256=_sha256(done.model_file),
                             folder=str(folder.relative_to(store.home)))
         return ContourCaseResult(result.id, folder, done.model, done.report)
-
-
-def _model_path(named: str | Path | None, chosen_file: Path) -> Path:
-    from autocontour.inference.catalogue import ASSETS, resolve_model
-
-    return resolve_model(named) if named is not None else ASSETS / chosen_file.name
 
 
 def _sha256(path: Path) -> str:

@@ -85,6 +85,7 @@ class PredictResult:
         choice: why this model: the automatic choice's reason and candidates, or that it was
             named.
         body: the body outline on the input CT's grid (boolean), None when none was found.
+        model_file: the file the model was loaded from (None: a model built in memory).
     """
 
     output: Path
@@ -94,6 +95,7 @@ class PredictResult:
     warnings: list[str] = field(default_factory=list)
     choice: dict[str, Any] = field(default_factory=dict)
     body: np.ndarray | None = None
+    model_file: Path | None = None
 
 
 def load_contourer(model: str | Path | None = None, device: str = "auto") -> Contourer:
@@ -167,4 +169,4 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
                            extra={"model_choice": choice})
     reporter.finished("write", str(out), last=True)
     return PredictResult(out, report, contourer.model.name, prediction.labels,
-                         list(report["warnings"]), choice, prediction.body)
+                         list(report["warnings"]), choice, prediction.body, contourer.source)
