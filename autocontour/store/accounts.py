@@ -35,7 +35,7 @@ def add_user(session: Session, name: str, password: str) -> User:
     if len(password) < MIN_PASSWORD:
         raise InvalidInputError(f"user {name}: the password must have at least {MIN_PASSWORD} "
                                 "characters")
-    if session.scalar(select(User).where(User.name == name)) is not None:
+    if find_user(session, name) is not None:
         raise UserExistsError(f"user {name} exists already; nothing was changed")
     user = User(name=name, password_hash=_HASHER.hash(password))
     session.add(user)
@@ -43,9 +43,14 @@ def add_user(session: Session, name: str, password: str) -> User:
     return user
 
 
+def find_user(session: Session, name: str) -> User | None:
+    """The user of that name, or None."""
+    return session.scalar(select(User).where(User.name == name))
+
+
 def authenticate(session: Session, name: str, password: str) -> User | None:
     """The user when the password is right, else None (the same for an unknown name)."""
-    user = session.scalar(select(User).where(User.name == name))
+    user = find_user(session, name)
     if user is None:
         _HASHER.hash(password)  # spend the same time as a wrong password: names do not leak
         return None
