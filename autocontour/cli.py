@@ -243,8 +243,12 @@ def _read_password(from_stdin: bool) -> str:
         return sys.stdin.readline().rstrip("\n")
     import getpass
 
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except (EOFError, KeyboardInterrupt):
+        raise AutocontourError("no password given; nothing was changed") from None
+    if again != first:
         raise AutocontourError("the two passwords differ; nothing was changed")
     return first
 

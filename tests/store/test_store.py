@@ -167,3 +167,17 @@ def test_user_add_from_the_command_line(tmp_path: Path, monkeypatch,
     assert err == ["autocontour: error: user carol exists already; nothing was changed"]
     with open_store(home).session() as session:
         assert authenticate(session, "carol", "a long password") is not None
+
+
+def test_user_add_without_a_terminal_password_is_one_line(tmp_path: Path, monkeypatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    def closed(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", closed)
+    assert main(["user", "add", "dave", "--home", str(tmp_path / "home")]) == 2
+    assert capsys.readouterr().err.strip() == ("autocontour: error: no password given; nothing "
+                                               "was changed")
+    with open_store(tmp_path / "home").session() as session:
+        assert authenticate(session, "dave", "anything at all") is None
+
