@@ -237,6 +237,47 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_user_token(args: argparse.Namespace) -> int:
+    from autocontour.jobs.accounts import AddTokenRequest, add_token
+
+    token = add_token(AddTokenRequest(args.name, args.label, home=args.home,
+                                      database_url=args.database_url))
+    print(token)
+    print(f"(a bearer token of {args.name}, labelled {args.label!r}; it is not kept and cannot be "
+          "shown again: send it as 'Authorization: Bearer <token>')", file=sys.stderr)
+    return 0
+
+
+def _service_settings(args: argparse.Namespace) -> Any:
+    from autocontour.service import load_settings
+
+    return load_settings(home=args.home, database_url=args.database_url,
+                         queue_url=args.queue_url, workers=args.workers, device=args.device,
+                         threads=args.threads, max_upload_mb=getattr(args, "max_upload_mb", None),
+                         host=getattr(args, "host", None), port=getattr(args, "port", None))
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from autocontour.service import serve
+
+    settings = _service_settings(args)
+    print(f"autocontour {__version__}: serving http://{settings.host}:{settings.port}/ "
+          f"(API docs at /docs), store {settings.home}, "
+          f"{settings.workers} worker thread(s) in the server", file=sys.stderr)
+    serve(settings)
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from autocontour.service import run_worker
+
+    settings = _service_settings(args)
+    print(f"autocontour {__version__}: worker of the store {settings.home} "
+          f"({max(settings.workers, 1)} thread(s))", file=sys.stderr)
+    run_worker(settings)
+    return 0
+
+
 def _read_password(from_stdin: bool) -> str:
     """The new password: the first line of stdin, or typed twice at the terminal (not echoed)."""
     if from_stdin:
@@ -460,6 +501,39 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--database-url", default=None,
                    help="SQLAlchemy URL, e.g. postgresql://... (default SQLite in --home)")
     q.set_defaults(func=_cmd_user_add)
+    q = usub.add_parser("token", help="print a new bearer token of a user, for scripts")
+    q.add_argument("name", help="the user")
+    q.add_argument("--label", default="script", help="what the token is for (default: script)")
+    q.add_argument("--home", default=None, help="the store's folder (as for add)")
+    q.add_argument("--database-url", default=None, help="as for add")
+    q.set_defaults(func=_cmd_user_token)
+
+    for name, text in (("serve", "start the service: the HTTP API (and its worker threads)"),
+                       ("worker", "run contouring jobs from the service's queue")):
+        p = sub.add_parser(name, help=text, description=text + ". Every option can also be "
+                           "set by an environment variable AUTOCONTOUR_<OPTION>, e.g. "
+                           "AUTOCONTOUR_DATABASE_URL.")
+        p.add_argument("--home", default=None,
+                       help="the store's folder (default $AUTOCONTOUR_HOME, else "
+                            "~/.local/share/autocontour)")
+        p.add_argument("--database-url", default=None,
+                       help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default "
+                            "SQLite in --home)")
+        p.add_argument("--queue-url", default=None,
+                       help="redis://host:6379/0 for workers on other machines (default: a "
+                            "SQLite queue in --home)")
+        p.add_argument("--workers", type=_at_least(0), default=None,
+                       help="worker threads (serve: in the server, 0 for none; default 1)")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default)")
+        p.add_argument("--threads", type=_at_least(1), default=None,
+                       help="PyTorch CPU threads (default: leave PyTorch's)")
+        if name == "serve":
+            p.add_argument("--host", default=None, help="address to listen on (default "
+                                                        "127.0.0.1: this machine only)")
+            p.add_argument("--port", type=_at_least(0), default=None, help="default 8000")
+            p.add_argument("--max-upload-mb", type=float, default=None,
+                           help="largest upload (default 8192)")
+        p.set_defaults(func=_cmd_serve if name == "serve" else _cmd_worker)
 
     p = sub.add_parser("demo", help="run the main job on an embedded phantom case (no download)")
     p.add_argument("--out", default="autocontour-demo", help="output folder")

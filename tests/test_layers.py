@@ -38,8 +38,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("autocontour.training", "autocontour.inference", "autocontour.store"),
     # 6: user-level jobs (predict, demo, evaluate, train, build a model, import a data set)
     ("autocontour.jobs",),
-    # 7: front ends
-    ("autocontour.cli", "autocontour.service", "autocontour.dicom_node"),
+    # 7: the service (HTTP API, queue, workers)
+    ("autocontour.service",),
+    # 8: the DICOM node, which hands received series to the service's queue
+    ("autocontour.dicom_node",),
+    # 9: the command line, which starts them all
+    ("autocontour.cli",),
 )
 
 SOURCE = Path(autocontour.__file__).parent

@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING, Any
 from autocontour.jobs.base import CancelCheck, Progress, ProgressCallback, Reporter
 
 _LAZY = {
-    **dict.fromkeys(("PredictRequest", "PredictResult", "predict", "load_contourer"),
+    **dict.fromkeys(("PredictRequest", "PredictResult", "WarmModels", "predict",
+                     "load_contourer"),
                     "autocontour.jobs.prediction"),
     **dict.fromkeys(("DemoRequest", "DemoResult", "run_demo"), "autocontour.jobs.demo"),
     **dict.fromkeys(("EvaluateRequest", "EvaluationReport", "evaluate"),
@@ -58,8 +59,10 @@ _LAZY = {
     **dict.fromkeys(("ImportRequest", "ImportResult", "import_dataset", "fingerprint_dataset",
                      "SplitRequest", "split_dataset", "ExportRequest", "export_dataset"),
                     "autocontour.jobs.dataset"),
-    **dict.fromkeys(("AddUserRequest", "AddUserResult", "add_user"), "autocontour.jobs.accounts"),
-    **dict.fromkeys(("ContourCaseRequest", "ContourCaseResult", "contour_case"),
+    **dict.fromkeys(("AddUserRequest", "AddUserResult", "add_user", "AddTokenRequest",
+                     "add_token"), "autocontour.jobs.accounts"),
+    **dict.fromkeys(("ContourCaseRequest", "ContourCaseResult", "RunJobRequest", "RunJobResult",
+                     "contour_case", "run_contour_job"),
                     "autocontour.jobs.cases"),
     **dict.fromkeys(("PhantomRequest", "PhantomResult", "write_phantoms"),
                     "autocontour.jobs.phantoms"),
@@ -68,8 +71,21 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_exports.py)
-    from autocontour.jobs.accounts import AddUserRequest, AddUserResult, add_user
-    from autocontour.jobs.cases import ContourCaseRequest, ContourCaseResult, contour_case
+    from autocontour.jobs.accounts import (
+        AddTokenRequest,
+        AddUserRequest,
+        AddUserResult,
+        add_token,
+        add_user,
+    )
+    from autocontour.jobs.cases import (
+        ContourCaseRequest,
+        ContourCaseResult,
+        RunJobRequest,
+        RunJobResult,
+        contour_case,
+        run_contour_job,
+    )
     from autocontour.jobs.dataset import (
         ExportRequest,
         ImportRequest,
@@ -98,10 +114,17 @@ if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_ex
         build_model,
     )
     from autocontour.jobs.phantoms import PhantomRequest, PhantomResult, write_phantoms
-    from autocontour.jobs.prediction import PredictRequest, PredictResult, load_contourer, predict
+    from autocontour.jobs.prediction import (
+        PredictRequest,
+        PredictResult,
+        WarmModels,
+        load_contourer,
+        predict,
+    )
     from autocontour.jobs.training import TrainRequest, TrainResult, train
 
 __all__ = [
+    "AddTokenRequest",
     "AddUserRequest",
     "AddUserResult",
     "BuildModelRequest",
@@ -127,9 +150,13 @@ __all__ = [
     "Progress",
     "ProgressCallback",
     "Reporter",
+    "RunJobRequest",
+    "RunJobResult",
     "SplitRequest",
     "TrainRequest",
     "TrainResult",
+    "WarmModels",
+    "add_token",
     "add_user",
     "build_model",
     "contour_case",
@@ -143,6 +170,7 @@ __all__ = [
     "list_models",
     "load_contourer",
     "predict",
+    "run_contour_job",
     "run_demo",
     "split_dataset",
     "train",

@@ -1,4 +1,4 @@
-"""Accounts of the case store: ``autocontour user add NAME``."""
+"""Accounts of the case store: ``autocontour user add NAME``, ``autocontour user token NAME``."""
 
 from __future__ import annotations
 
@@ -41,3 +41,32 @@ def add_user(request: AddUserRequest) -> AddUserResult:
     with store.session() as session:
         user = add(session, request.name, request.password)
         return AddUserResult(user.name, user.id, store.home)
+
+
+@dataclass(frozen=True)
+class AddTokenRequest:
+    """A bearer token for user ``name`` (for scripts and a planning system), called ``label``."""
+
+    name: str
+    label: str
+    home: str | Path | None = None
+    database_url: str | None = None
+
+
+def add_token(request: AddTokenRequest) -> str:
+    """Create the token and return it (the store keeps only its hash: it cannot be shown again).
+
+    Raises:
+        InvalidInputError: no such user, a label that is not 1-64 characters.
+    """
+    from autocontour.errors import InvalidInputError
+    from autocontour.store.accounts import add_token as add
+    from autocontour.store.accounts import find_user
+    from autocontour.store.database import open_store
+
+    store = open_store(request.home, request.database_url)
+    with store.session() as session:
+        user = find_user(session, request.name)
+        if user is None:
+            raise InvalidInputError(f"user {request.name}: no such user in {store.home}")
+        return add(session, user, request.label)[1]

@@ -53,6 +53,7 @@ class Reporter:
                  kept: str = "nothing was written") -> None:
         self.stages = list(stages)
         self.done = 0
+        self._base = (0, 0.0)  # (stages done, fraction) when the stage list last grew
         self._progress = progress
         self._cancel = cancel
         self._job = job
@@ -64,20 +65,32 @@ class Reporter:
             done = f" after {self.done} of {len(self.stages)} stages" if self.stages else ""
             raise JobCancelled(f"{self._job} cancelled{done}; {self._kept}")
 
+    def extend(self, stages: Sequence[str], keep: int | None = None) -> None:
+        """Add stages learnt on the way (e.g. the pipeline of a model chosen after reading the
+        CT), after the first ``keep`` stages (default: all; the rest were placeholders): the
+        fraction never goes back, the rest of the way is shared among the stages left."""
+        self._base = (self.done, self.fraction())
+        self.stages = self.stages[:keep] + list(stages)
+
+    def fraction(self, done: int | None = None) -> float:
+        """The fraction of the job done after ``done`` stages (default: those done so far)."""
+        done = self.done if done is None else done
+        base_done, base = self._base
+        left = max(len(self.stages), done) - base_done
+        return 1.0 if left <= 0 else base + (1 - base) * (done - base_done) / left
+
     def finished(self, stage: str, message: str = "", last: bool = False) -> None:
         """Report ``stage`` as finished, then check for cancellation (not after the last one:
         its outputs are written by then)."""
         self.done += 1
-        total = self.done if last else max(len(self.stages), self.done)
-        self.note(stage, message, self.done / total)
+        self.note(stage, message, 1.0 if last else self.fraction())
         if not last:
             self.check()
 
     def note(self, stage: str, message: str = "", fraction: float | None = None) -> None:
         """Report a message without finishing a stage (e.g. a warning, a sub-step)."""
         if self._progress is not None:
-            total = max(len(self.stages), 1)
-            frac = self.done / total if fraction is None else fraction
+            frac = self.fraction() if fraction is None else fraction
             self._progress(Progress(stage, min(max(frac, 0.0), 1.0), message))
 
 

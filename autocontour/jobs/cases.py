@@ -1,21 +1,38 @@
-"""Contour a stored case: what the service's workers will run for every job.
+"""Contour a stored case: what the service's workers run for every job, and what
+:func:`contour_case` runs in the caller's process.
 
-The case's upload is contoured by the same :func:`~autocontour.jobs.prediction.predict` job as
-``autocontour predict``, into a new folder ``results/<case id>/<n>/`` of the store, and the result
-is recorded with the model that made it (name, version, SHA-256 of the model file). An earlier
-result is never touched: contouring again, with the same or a newer model, adds one beside it.
+Every contouring of a case is a job of the store (:mod:`autocontour.store.jobs`): the case's upload
+is contoured by the same :func:`~autocontour.jobs.prediction.predict` job as ``autocontour
+predict``, into the folder ``results/<case id>/<job id>/`` of the store, and the result is
+recorded with the model that made it (name, version, SHA-256 of the model file) in the same
+transaction that marks the job done. An earlier result is never touched: contouring again, with
+the same or a newer model, is a new job and adds a result beside the old ones.
+
+A job whose worker died is run again by another worker (:func:`~autocontour.store.jobs.recover`);
+the new attempt writes the same folder afresh (nothing recorded points at it yet) and only the
+attempt that still owns the job records its result, so a job keeps exactly one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import shutil
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocontour import __version__
-from autocontour.jobs.base import CancelCheck, ProgressCallback
-from autocontour.jobs.prediction import PredictRequest, PredictResult, load_contourer, predict
+from autocontour.errors import AutocontourError, JobCancelled
+from autocontour.jobs.base import CancelCheck, Progress, ProgressCallback
+from autocontour.jobs.prediction import PredictRequest, WarmModels, predict
+
+if TYPE_CHECKING:
+    from autocontour.store.database import Store
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,18 +59,52 @@ class ContourCaseResult:
     report: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class RunJobRequest:
+    """Run job ``job_id`` of the store as worker ``worker``.
+
+    Attributes:
+        device: "cpu", "cuda", "cuda:N" or "auto".
+        threads: PyTorch CPU threads (None: leave the process's setting).
+        lease_s: the heartbeat is renewed every quarter of it; a job whose heartbeat is older
+            is given up for dead by :func:`~autocontour.store.jobs.recover`.
+    """
+
+    job_id: int
+    worker: str
+    device: str = "auto"
+    threads: int | None = None
+    lease_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class RunJobResult:
+    """How the run ended: ``state`` done, failed, cancelled, or "skipped" (the job was not
+    queued: another worker has it, or it had finished or been cancelled)."""
+
+    job_id: int
+    state: str
+    message: str = ""
+    result_id: int | None = None
+    folder: Path | None = None
+    model: str = ""
+    report: dict[str, Any] | None = None
+
+
 def contour_case(request: ContourCaseRequest, progress: ProgressCallback | None = None,
                  cancel: CancelCheck | None = None) -> ContourCaseResult:
-    """Contour the case and record the result (see the module docstring).
+    """Contour the case now, in this process, as a job of the store, and record the result.
 
     Raises:
         NotFoundError: no such case of this user (another user's case included).
-        InvalidInputError, AnatomyError: as :func:`predict` (nothing is recorded).
+        InvalidInputError, AnatomyError: as :func:`predict` (nothing is recorded; the job is
+            marked failed with the message).
         JobCancelled: ``cancel`` said stop (nothing is recorded).
     """
     from autocontour.store.accounts import find_user
-    from autocontour.store.cases import NotFoundError, add_result, case_file, get_case
+    from autocontour.store.cases import NotFoundError, get_case
     from autocontour.store.database import open_store
+    from autocontour.store.jobs import add_job
 
     store = open_store(request.home, request.database_url)
     with store.session() as session:
@@ -61,21 +112,127 @@ def contour_case(request: ContourCaseRequest, progress: ProgressCallback | None 
         if user is None:
             raise NotFoundError(f"case {request.case_id}: not found")
         case = get_case(session, user, request.case_id)
-        results = store.home / "results" / str(case.id)
-        folder = results / str(len(case.results) + 1)
-        while folder.exists():  # a result folder is never reused, whatever the database says
-            folder = results / str(int(folder.name) + 1)
-        contourer = None if request.model is None else load_contourer(request.model,
-                                                                       request.device)
-        done: PredictResult = predict(
-            PredictRequest(case_file(store, case), folder, device=request.device,
-                           threads=request.threads, name=f"case {case.id} ({case.filename})"),
-            progress=progress, cancel=cancel, contourer=contourer)
+        job = add_job(session, case, None if request.model is None else str(request.model))
+    done = run_contour_job(store, RunJobRequest(job.id, "in-process", request.device,
+                                                request.threads),
+                           progress=progress, cancel=cancel, reraise=True)
+    assert done.result_id is not None and done.folder is not None and done.report is not None
+    return ContourCaseResult(done.result_id, done.folder, done.model, done.report)
+
+
+def run_contour_job(store: Store, request: RunJobRequest, models: WarmModels | None = None,
+                    progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+                    reraise: bool = False) -> RunJobResult:
+    """Claim a queued job, contour its case and record the result (module docstring).
+
+    Progress goes to the job's record (stage, fraction, message) and to ``progress``; a
+    cancellation asked through the store (or by ``cancel``) stops the job between stages. A
+    failure is recorded as the job's message.
+
+    Args:
+        models: the worker's warm models (None: load the model for this job only).
+        reraise: raise the failure (after recording it) instead of returning it.
+    """
+    from autocontour.store import jobs as states
+    from autocontour.store.schema import Case, Job
+
+    with store.session() as session:
+        attempt = states.claim(session, request.job_id, request.worker)
+        if attempt is None:
+            return RunJobResult(request.job_id, "skipped", "the job was not queued")
+        job = session.get(Job, request.job_id)
+        case = session.get(Case, job.case_id) if job is not None else None
+        assert job is not None and case is not None
+        from autocontour.store.cases import case_file
+
+        upload = case_file(store, case)
+        name = f"case {case.id} ({case.filename})"
+        model = job.model
+        relative = Path("results") / str(case.id) / str(job.id)
+    folder = store.home / relative
+    pulse = _Heartbeat(store, request.job_id, attempt, request.lease_s / 4)
+
+    def report(p: Progress) -> None:
+        pulse.progress(p)
+        if progress is not None:
+            progress(p)
+
+    def stop() -> bool:
+        return pulse.stopped or (cancel is not None and cancel())
+
+    pulse.start()
+    try:
+        done = predict(PredictRequest(upload, folder, model=model, device=request.device,
+                                      overwrite=True, name=name, threads=request.threads),
+                       progress=report, cancel=stop, models=models)
         assert done.model_file is not None  # predict loaded it from a file here
-        result = add_result(session, case, model_name=done.model, model_version=__version__,
-                            model_sha256=_sha256(done.model_file),
-                            folder=str(folder.relative_to(store.home)))
-        return ContourCaseResult(result.id, folder, done.model, done.report)
+        with store.session() as session:
+            result = states.finish(session, request.job_id, attempt, model_name=done.model,
+                                   model_version=__version__,
+                                   model_sha256=_sha256(done.model_file),
+                                   folder=relative.as_posix())
+        if result is None:  # given up for dead meanwhile: the attempt that owns it records
+            return RunJobResult(request.job_id, "skipped", "the job was taken by another worker")
+        return RunJobResult(request.job_id, states.DONE, "", result.id, folder, done.model,
+                            done.report)
+    except BaseException as exc:
+        state = states.CANCELLED if isinstance(exc, JobCancelled) else states.FAILED
+        message = str(exc) if isinstance(exc, AutocontourError) else \
+            f"internal error ({type(exc).__name__}: {exc}); the worker's log has the details"
+        if state == states.FAILED and not isinstance(exc, AutocontourError):
+            LOG.exception("job %s failed", request.job_id)
+        with store.session() as session:
+            states.end(session, request.job_id, attempt, state, message)
+        if not pulse.lost:
+            shutil.rmtree(folder, ignore_errors=True)
+        if reraise or not isinstance(exc, Exception):
+            raise
+        return RunJobResult(request.job_id, state, message)
+    finally:
+        pulse.stop()
+
+
+class _Heartbeat:
+    """Renews a running job's heartbeat in a thread and records its progress; notices when the
+    job was cancelled or given to another worker."""
+
+    def __init__(self, store: Store, job_id: int, attempt: int, every_s: float) -> None:
+        self._store, self._job, self._attempt = store, job_id, attempt
+        self._every = max(every_s, 0.05)
+        self._quit = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"heartbeat of job {job_id}")
+        self.stopped = False
+        self.lost = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._quit.set()
+        self._thread.join()
+
+    def progress(self, p: Progress) -> None:
+        self._beat(p.stage, p.fraction, p.message)
+
+    def _beat(self, stage: str | None = None, fraction: float | None = None,
+              message: str | None = None) -> None:
+        from autocontour.store.jobs import beat
+        from autocontour.store.schema import Job
+
+        with self._store.session() as session:
+            if not beat(session, self._job, self._attempt, stage, fraction, message):
+                self.stopped = True
+                job = session.get(Job, self._job)
+                self.lost = job is None or job.attempt != self._attempt
+
+    def _run(self) -> None:
+        while not self._quit.wait(self._every):
+            try:
+                self._beat()
+            except Exception:  # a database hiccup: the next beat tries again
+                LOG.warning("job %s: heartbeat failed", self._job, exc_info=True)
+                time.sleep(self._every)
 
 
 def _sha256(path: Path) -> str:

@@ -20,6 +20,7 @@ written into a temporary folder that is renamed when complete
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,38 @@ def load_contourer(model: str | Path | None = None, device: str = "auto") -> Con
     return Contourer.from_checkpoint(resolve_model(model), device)
 
 
+class WarmModels:
+    """Models loaded once and kept, for a process that contours many CTs (a service's worker).
+
+    Keyed by the model file (its resolved path, size and modification time: a file replaced in
+    place is loaded again) and the device. Thread-safe; a model is loaded once even when two
+    threads ask for it together.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, int, int, str], Contourer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str | Path | None, device: str = "auto") -> Contourer:
+        """The contourer of ``model`` (as :func:`load_contourer`), loaded on first use."""
+        path = resolve_model(model)
+        try:
+            stat = path.stat()
+        except OSError:
+            return load_contourer(path, device)  # let the loader say what is wrong
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, device)
+        with self._lock:
+            if key not in self._loaded:
+                self._loaded[key] = load_contourer(path, device)
+            return self._loaded[key]
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+
 def predict(request: PredictRequest, progress: ProgressCallback | None = None,
-            cancel: CancelCheck | None = None, contourer: Contourer | None = None
-            ) -> PredictResult:
+            cancel: CancelCheck | None = None, contourer: Contourer | None = None,
+            models: WarmModels | None = None) -> PredictResult:
     """Contour the request's CT and write the outputs.
 
     Args:
@@ -122,6 +152,8 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
         contourer: a model already loaded (e.g. kept warm by a service); None: load
             ``request.model``, or with no model named, read the CT first and load the shipped
             model that fits it.
+        models: where loaded models are kept (a worker's :class:`WarmModels`); None: load the
+            model for this call only.
 
     Raises:
         OutputExistsError: the output holds files and ``overwrite`` is False (checked before
@@ -135,12 +167,16 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
     check_input(request.input)
     source = request.name or str(request.input)
     choose = contourer is None and request.model is None
-    first = ["read", "choose model", "load model"] if choose else ["load model", "read"]
+    # With the model chosen after reading, its stages are not known yet: the first three count
+    # as a fifth of the job until they are (reading and loading take about that share).
+    first = ["read", "choose model", "load model", *["model"] * 12] if choose \
+        else ["load model", "read"]
     reporter = Reporter(first, progress, cancel, job=f"contouring {source}")
     reporter.check()
     use_threads(request.threads)
     warnings: list[str] = []
     choice: dict[str, Any] = {}
+    load = models.get if models is not None else load_contourer
 
     def read() -> Volume:
         ct = read_volume(request.input, series=request.series, warnings=warnings)
@@ -152,13 +188,16 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
         chosen = choose_model(ct, source)
         choice = chosen.to_dict()
         reporter.finished("choose model", f"{chosen.model.name}: {chosen.reason}")
-        contourer = load_contourer(chosen.model.path, request.device)
+        contourer = load(chosen.model.path, request.device)
     elif contourer is None:
-        contourer = load_contourer(request.model, request.device)
+        contourer = load(request.model, request.device)
         choice = {"model": str(request.model), "reason": "named (--model)"}
     else:
         choice = {"model": contourer.model.name, "reason": "given by the caller"}
-    reporter.stages += contourer.stages(request.organs) + ["write"]
+    if choose:
+        reporter.extend(["load model", *contourer.stages(request.organs), "write"], keep=2)
+    else:
+        reporter.stages += contourer.stages(request.organs) + ["write"]
     reporter.finished("load model", contourer.model.name)
     if not choose:
         ct = read()

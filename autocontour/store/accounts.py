@@ -1,16 +1,20 @@
-"""Users: unique names, argon2id password hashes (argon2-cffi's current defaults)."""
+"""Users (unique names, argon2id password hashes with argon2-cffi's current defaults), browser
+logins and bearer tokens."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from autocontour.errors import InvalidInputError
-from autocontour.store.schema import User
+from autocontour.store.schema import ApiToken, LoginSession, User, now
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
@@ -62,3 +66,78 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
         user.password_hash = _HASHER.hash(password)
         session.commit()
     return user
+
+
+# --- logins and tokens ------------------------------------------------------------------------
+# A browser login and a script's bearer token are both 32 random bytes (URL-safe base64); the
+# database keeps only their SHA-256, so a copy of the database logs nobody in.
+
+TOKEN_BYTES = 32
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_login(session: Session, user: User, hours: float) -> tuple[str, str]:
+    """Open a browser login of ``user`` valid for ``hours``.
+
+    Returns:
+        (the session cookie's value, the CSRF token the page must send back in a header).
+    """
+    token, csrf = secrets.token_urlsafe(TOKEN_BYTES), secrets.token_urlsafe(TOKEN_BYTES)
+    session.add(LoginSession(user_id=user.id, token_sha256=_digest(token), csrf=csrf,
+                             expires=now() + timedelta(hours=hours)))
+    session.commit()
+    return token, csrf
+
+
+def login_of(session: Session, token: str) -> LoginSession | None:
+    """The unexpired login of a session cookie, or None."""
+    login = session.scalar(select(LoginSession).where(LoginSession.token_sha256 == _digest(token)))
+    if login is None or login.expires <= now():
+        return None
+    return login
+
+
+def end_login(session: Session, token: str) -> None:
+    """Log out: the cookie no longer logs anybody in (expired logins are swept too)."""
+    session.execute(delete(LoginSession).where(
+        (LoginSession.token_sha256 == _digest(token)) | (LoginSession.expires <= now())))
+    session.commit()
+
+
+def add_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    """A new bearer token of ``user``: (its record, the token, which is not kept anywhere)."""
+    name = name.strip()
+    if not 1 <= len(name) <= 64:
+        raise InvalidInputError("a token's name must have 1-64 characters")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    record = ApiToken(user_id=user.id, name=name, token_sha256=_digest(token))
+    session.add(record)
+    session.commit()
+    return record, token
+
+
+def token_user(session: Session, token: str) -> User | None:
+    """The user of a bearer token, or None (its last use is noted)."""
+    record = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
+    if record is None:
+        return None
+    record.last_used = now()
+    session.commit()
+    return session.get(User, record.user_id)
+
+
+def tokens_of(session: Session, user: User) -> list[ApiToken]:
+    """``user``'s tokens, oldest first."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                                .order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, user: User, token_id: int) -> bool:
+    """Delete ``user``'s token ``token_id``; False when there is no such token of this user."""
+    done = session.execute(delete(ApiToken).where(ApiToken.id == token_id,
+                                                  ApiToken.user_id == user.id))
+    session.commit()
+    return bool(done.rowcount)

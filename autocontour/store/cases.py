@@ -11,10 +11,13 @@ upload of it is one case, the same upload again returns that case.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import uuid
+import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -34,14 +37,15 @@ class NotFoundError(AutocontourError, LookupError):
     """No such case or result for this user (another user's is not found either)."""
 
 
-def add_upload(store: Store, session: Session, owner: User, source: str | Path,
+def add_upload(store: Store, session: Session, owner: User, source: str | Path | BinaryIO,
                filename: str | None = None, description: str = "",
                max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[Case, bool]:
     """Keep an uploaded CT (a DICOM zip, NIfTI, NRRD or HDF5 file) as a case of ``owner``.
 
     Args:
-        source: the uploaded file (e.g. the service's spool file).
-        filename: the name the user gave it (default: ``source``'s); its suffix says the format.
+        source: the uploaded file, or an open binary stream of it (e.g. the service's spool).
+        filename: the name the user gave it (default: ``source``'s; required with a stream);
+            its suffix says the format.
         max_bytes: refuse a larger upload (checked while copying: nothing is kept).
 
     Returns:
@@ -51,10 +55,15 @@ def add_upload(store: Store, session: Session, owner: User, source: str | Path,
         InvalidInputError: not a file, larger than ``max_bytes``, or not an image the readers
             accept (the message names the file and the problem); nothing is kept.
     """
-    source = Path(source)
-    name = Path(filename or source.name).name
-    if not source.is_file():
-        raise InvalidInputError(f"{name}: not a file (upload a DICOM series as one .zip)")
+    if isinstance(source, str | Path):
+        source = Path(source)
+        name = Path(filename or source.name).name
+        if not source.is_file():
+            raise InvalidInputError(f"{name}: not a file (upload a DICOM series as one .zip)")
+    else:
+        name = Path(filename or "upload").name
+    if not name or name in (".", ".."):
+        raise InvalidInputError("the upload has no file name (its suffix says the format)")
     kind = detect_format(name).value
     incoming = store.files / "incoming" / uuid.uuid4().hex
     incoming.mkdir(parents=True)
@@ -90,9 +99,12 @@ def add_upload(store: Store, session: Session, owner: User, source: str | Path,
         shutil.rmtree(incoming, ignore_errors=True)
 
 
-def _copy_hashing(source: Path, target: Path, max_bytes: int, name: str) -> tuple[str, int]:
+def _copy_hashing(source: Path | BinaryIO, target: Path, max_bytes: int,
+                  name: str) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
-    with source.open("rb") as src, target.open("wb") as dst:
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(source.open("rb")) if isinstance(source, Path) else source
+        dst = stack.enter_context(target.open("wb"))
         while block := src.read(BLOCK):
             size += len(block)
             if size > max_bytes:
@@ -138,3 +150,40 @@ def add_result(session: Session, case: Case, *, model_name: str, model_version: 
     session.add(result)
     session.commit()
     return result
+
+
+def add_upload_files(store: Store, session: Session, owner: User,
+                     parts: list[tuple[str, BinaryIO]], description: str = "",
+                     max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[Case, bool]:
+    """Keep the files of one DICOM series uploaded one by one (a browser's folder upload) as one
+    case: they are packed, sorted by name, into an uncompressed zip with fixed dates, so the same
+    files uploaded again make the same content hash and the same case.
+
+    Raises:
+        InvalidInputError: as :func:`add_upload`.
+    """
+    incoming = store.files / "incoming" / uuid.uuid4().hex
+    incoming.mkdir(parents=True)
+    try:
+        packed = incoming / "series.zip"
+        total = 0
+        used: set[str] = set()
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, stream in sorted(parts, key=lambda part: part[0]):
+                member = Path(name).name or "file"
+                while member in used:
+                    member = "_" + member
+                used.add(member)
+                info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(info, "w", force_zip64=True) as target:
+                    while block := stream.read(BLOCK):
+                        total += len(block)
+                        if total > max_bytes:
+                            raise InvalidInputError(
+                                f"{name}: the files are larger than the upload limit of "
+                                f"{max_bytes / 2**20:.0f} MiB; nothing was kept")
+                        target.write(block)
+        return add_upload(store, session, owner, packed, "series.zip", description,
+                          max_bytes + len(parts) * 1024 + 65536)
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,13 +65,24 @@ def open_store(home: str | Path | None = None, url: str | None = None) -> Store:
             from None
     if not os.access(home, os.W_OK):
         raise InvalidInputError(f"{home}: the store's folder cannot be written")
-    engine = create_engine(url or f"sqlite:///{home / 'autocontour.db'}")
+    engine = create_engine(url or f"sqlite:///{home / 'autocontour.db'}", pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_for_many_processes)
     try:
         migrate(engine)
     except SQLAlchemyError as exc:
         raise InvalidInputError(f"{url or home / 'autocontour.db'}: cannot open the database "
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     return Store(home, engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def _sqlite_for_many_processes(connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """The server, its worker threads and worker processes share the file: write-ahead log
+    (readers never wait for a writer) and a wait of up to 30 s for another writer's lock."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

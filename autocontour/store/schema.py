@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def now() -> datetime:
+    """The time now in UTC, without a zone (as both SQLite and PostgreSQL give it back)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -24,7 +25,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
-    created: Mapped[datetime] = mapped_column(default=_now)
+    created: Mapped[datetime] = mapped_column(default=now)
 
 
 class Case(Base):
@@ -39,7 +40,7 @@ class Case(Base):
     format: Mapped[str] = mapped_column(String(16))
     size_bytes: Mapped[int]
     description: Mapped[str] = mapped_column(String(255), default="")
-    created: Mapped[datetime] = mapped_column(default=_now)
+    created: Mapped[datetime] = mapped_column(default=now)
     results: Mapped[list[Result]] = relationship(back_populates="case", order_by="Result.id")
 
 
@@ -53,5 +54,56 @@ class Result(Base):
     model_version: Mapped[str] = mapped_column(String(32))
     model_sha256: Mapped[str] = mapped_column(String(64))
     folder: Mapped[str] = mapped_column(String(255))
-    created: Mapped[datetime] = mapped_column(default=_now)
+    created: Mapped[datetime] = mapped_column(default=now)
     case: Mapped[Case] = relationship(back_populates="results")
+
+
+class LoginSession(Base):
+    """A browser's login: the SHA-256 of its cookie (never the cookie) and its CSRF token."""
+
+    __tablename__ = "login_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(default=now)
+    expires: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token for scripts: its SHA-256 (the token itself is shown once), a name."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(default=now)
+    last_used: Mapped[datetime | None]
+
+
+class Job(Base):
+    """One request to contour a case, from queued to done (or failed, or cancelled).
+
+    The database is the truth about a job; the queue only says "look at job N". ``attempt``
+    counts the times a worker took it: a worker records its result only while the job is still
+    its attempt, so a job re-run after its worker died keeps exactly one result.
+    """
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    model: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(64), default="queued")
+    fraction: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    attempt: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    heartbeat: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"))
+    created: Mapped[datetime] = mapped_column(default=now)
+    started: Mapped[datetime | None]
+    finished: Mapped[datetime | None]

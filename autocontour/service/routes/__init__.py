@@ -1,0 +1,1 @@
+"""One router per resource: logins and tokens, cases (uploads), jobs, results, models."""
