@@ -260,21 +260,14 @@ def _service_settings(args: argparse.Namespace) -> Any:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from autocontour.service import serve
 
-    settings = _service_settings(args)
-    print(f"autocontour {__version__}: serving http://{settings.host}:{settings.port}/ "
-          f"(API docs at /docs), store {settings.home}, "
-          f"{settings.workers} worker thread(s) in the server", file=sys.stderr)
-    serve(settings)
+    serve(_service_settings(args), announce=lambda line: print(line, file=sys.stderr))
     return 0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from autocontour.service import run_worker
 
-    settings = _service_settings(args)
-    print(f"autocontour {__version__}: worker of the store {settings.home} "
-          f"({max(settings.workers, 1)} thread(s))", file=sys.stderr)
-    run_worker(settings)
+    run_worker(_service_settings(args), announce=lambda line: print(line, file=sys.stderr))
     return 0
 
 

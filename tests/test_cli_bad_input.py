@@ -150,6 +150,14 @@ BAD = [
     ("model {d}/missing.pt", f"missing.pt: {MODEL}"),
     ("model {d}/empty", "empty: is a folder, not a model file"),
     ("model {d}/afile", "afile: not a readable model file"),
+    # user, serve, worker (the store's folder cannot be made in a file; bad settings)
+    ("user token alice --home {d}/afile/home", "afile/home: cannot create the store's folder"),
+    ("serve --home {d}/afile/home", "afile/home: cannot create the store's folder"),
+    ("serve --port 70000 --home {d}/h", "port (--port or AUTOCONTOUR_PORT): Input should be"),
+    ("serve --workers -1 --home {d}/h", "--workers: must be at least 0, got -1"),
+    ("serve --queue-url amqp://x --home {d}/empty", "queue URL 'amqp://x': use redis://"),
+    ("worker --home {d}/afile/home", "afile/home: cannot create the store's folder"),
+    ("worker --threads 0", "--threads: must be at least 1, got 0"),
     # the command itself
     ("", "the following arguments are required: COMMAND"),
     ("contour {d}/ct", "invalid choice: 'contour'"),

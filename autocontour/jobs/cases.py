@@ -183,8 +183,11 @@ def run_contour_job(store: Store, request: RunJobRequest, models: WarmModels | N
             LOG.exception("job %s failed", request.job_id)
         with store.session() as session:
             states.end(session, request.job_id, attempt, state, message)
-        if not pulse.lost:
-            shutil.rmtree(folder, ignore_errors=True)
+        if pulse.lost:  # the folder and the job are the other worker's now
+            if not isinstance(exc, Exception):
+                raise
+            return RunJobResult(request.job_id, "skipped", "the job was taken by another worker")
+        shutil.rmtree(folder, ignore_errors=True)
         if reraise or not isinstance(exc, Exception):
             raise
         return RunJobResult(request.job_id, state, message)

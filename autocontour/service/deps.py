@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
 from autocontour.service.queue import Queue
@@ -25,6 +25,15 @@ SESSION_COOKIE = "autocontour_session"
 CSRF_COOKIE = "autocontour_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_ID = 2**31 - 1
+"""The largest id: ids are PostgreSQL integers (32 bits). A number outside 1..MAX_ID in a URL is
+refused (422) before a query is made: the database would fail on it (SQLite overflows past 64
+bits, PostgreSQL past 32), a 500 instead of an answer."""
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""A case, job, result or token id in the path."""
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+"""An optional id in the query string."""
 
 
 @dataclass

@@ -56,7 +56,7 @@ class BodyLimit:
 
     async def _refuse(self, send: Any) -> None:
         limit = (self.max_bytes - (1 << 20)) / 2**20
-        body = json.dumps({"detail": f"the upload is larger than the limit of {limit:.0f} MiB; "
+        body = json.dumps({"detail": f"the upload is larger than the limit of {limit:.4g} MiB; "
                                      "nothing was kept"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),

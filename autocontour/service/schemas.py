@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Time = Annotated[datetime, AfterValidator(_utc)]
+"""A time the API gives: the store's times are UTC without a zone; the API says so
+("2026-01-31T12:00:00Z"), as the schema's ``date-time`` (RFC 3339) requires: a time without an
+offset would be read as local time by a browser."""
 
 
 class Login(BaseModel):
@@ -17,7 +27,7 @@ class LoggedIn(BaseModel):
     user: str
     csrf_token: str = Field(description="send it back in the X-CSRF-Token header with every "
                                         "POST/PUT/DELETE that the session cookie authenticates")
-    expires: datetime
+    expires: Time
 
 
 class Me(BaseModel):
@@ -33,8 +43,8 @@ class TokenOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     name: str
-    created: datetime
-    last_used: datetime | None
+    created: Time
+    last_used: Time | None
 
 
 class TokenCreated(TokenOut):
@@ -48,7 +58,7 @@ class ResultOut(BaseModel):
     model_name: str
     model_version: str
     model_sha256: str
-    created: datetime
+    created: Time
     files: dict[str, str] = Field(description="download URL of each file the result holds")
     archive: str = Field(description="download URL of a zip of all of them")
     organs: list[dict[str, Any]] = Field(default_factory=list,
@@ -69,9 +79,9 @@ class JobOut(BaseModel):
     attempt: int
     cancel_requested: bool
     result_id: int | None
-    created: datetime
-    started: datetime | None
-    finished: datetime | None
+    created: Time
+    started: Time | None
+    finished: Time | None
 
 
 class NewJob(BaseModel):
@@ -87,7 +97,7 @@ class CaseOut(BaseModel):
     size_bytes: int
     sha256: str
     description: str
-    created: datetime
+    created: Time
     new: bool = Field(False, description="true when this upload made the case (false: the same "
                                          "content had been uploaded before)")
     jobs: list[JobOut] = Field(default_factory=list)

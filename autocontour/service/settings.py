@@ -20,10 +20,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from autocontour.store.database import default_home
+
+
+QUEUE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
 
 
 class Settings(BaseSettings):
@@ -45,6 +48,14 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(120, gt=0)
     poll_s: float = Field(0.5, gt=0, description="how often an idle SQLite queue is looked at, "
                                                   "and how often progress events are sent")
+
+    @field_validator("queue_url")
+    @classmethod
+    def _known_queue(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(QUEUE_SCHEMES):
+            raise ValueError(f"queue URL {url!r}: use redis://host:port/db or leave it unset "
+                             "(a SQLite queue in the home folder)")
+        return url
 
     @property
     def max_upload_bytes(self) -> int:

@@ -109,7 +109,7 @@ def _copy_hashing(source: Path | BinaryIO, target: Path, max_bytes: int,
             size += len(block)
             if size > max_bytes:
                 raise InvalidInputError(f"{name}: larger than the upload limit of "
-                                        f"{max_bytes / 2**20:.0f} MiB; nothing was kept")
+                                        f"{max_bytes / 2**20:.4g} MiB; nothing was kept")
             digest.update(block)
             dst.write(block)
     return digest.hexdigest(), size
@@ -181,7 +181,7 @@ def add_upload_files(store: Store, session: Session, owner: User,
                         if total > max_bytes:
                             raise InvalidInputError(
                                 f"{name}: the files are larger than the upload limit of "
-                                f"{max_bytes / 2**20:.0f} MiB; nothing was kept")
+                                f"{max_bytes / 2**20:.4g} MiB; nothing was kept")
                         target.write(block)
         return add_upload(store, session, owner, packed, "series.zip", description,
                           max_bytes + len(parts) * 1024 + 65536)

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from autocontour.io import write_volume
 from autocontour.jobs import ContourCaseRequest, contour_case
@@ -13,6 +14,7 @@ from autocontour.phantoms import head_neck_case
 from autocontour.store.accounts import add_user
 from autocontour.store.cases import NotFoundError, add_upload, get_case
 from autocontour.store.database import open_store
+from autocontour.store.schema import User
 
 
 @pytest.fixture
@@ -63,3 +65,61 @@ def test_another_users_case_cannot_be_contoured(stored_case) -> None:
         with pytest.raises(NotFoundError, match=f"case {case_id}: not found"):
             contour_case(ContourCaseRequest(user, case_id, home=home, device="cpu"))
     assert not (home / "results").exists()
+
+
+def test_a_worker_keeps_its_models_warm_and_reports_progress_to_the_job(stored_case) -> None:
+    from autocontour.jobs import RunJobRequest, WarmModels, run_contour_job
+    from autocontour.store.jobs import add_job
+
+    home, case_id = stored_case
+    store = open_store(home)
+    models = WarmModels()
+    seen: dict[int, list[float]] = {}
+    with store.session() as session:
+        alice = session.scalar(select(User).where(User.name == "alice"))
+        case = get_case(session, alice, case_id)
+        jobs = [add_job(session, case), add_job(session, case, "head-neck")]
+    for job in jobs:
+        done = run_contour_job(store, RunJobRequest(job.id, "test", "cpu", lease_s=4),
+                               models=models,
+                               progress=lambda p, j=job.id: seen.setdefault(j, []).append(
+                                   p.fraction))
+        assert done.state == "done" and done.folder == home / "results" / str(case_id) / \
+            str(job.id)
+    assert len(models) == 1  # chosen and named: the same model file, loaded once
+    for fractions in seen.values():  # each job's fractions never go back
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) > 5
+    again = run_contour_job(store, RunJobRequest(jobs[0].id, "test", "cpu"), models=models)
+    assert again.state == "skipped"  # a finished job does not run twice
+
+
+def test_a_worker_given_up_for_dead_records_nothing(stored_case, monkeypatch) -> None:
+    """The job is queued again while its first worker still runs (its heartbeat was late): the
+    first worker notices at its next stage and stops; the job keeps the second one's result."""
+    from sqlalchemy import func
+
+    from autocontour.jobs import RunJobRequest, run_contour_job
+    from autocontour.store import jobs as states
+    from autocontour.store.jobs import add_job
+    from autocontour.store.schema import Result
+
+    home, case_id = stored_case
+    store = open_store(home)
+    with store.session() as session:
+        alice = session.scalar(select(User).where(User.name == "alice"))
+        job = add_job(session, get_case(session, alice, case_id))
+    taken = []
+
+    def meanwhile(p) -> None:  # during the first run, another worker takes the job over
+        if p.stage == "preprocess" and not taken:
+            with store.session() as session:
+                session.execute(states.update(states.Job).values(state="queued"))
+                session.commit()
+                taken.append(states.claim(session, job.id, "second"))
+
+    first = run_contour_job(store, RunJobRequest(job.id, "first", "cpu"), progress=meanwhile)
+    assert taken == [2] and first.state == "skipped"  # stopped at the next stage
+    assert "taken by another worker" in first.message
+    with store.session() as session:
+        assert session.get(states.Job, job.id).state == "running"  # still the second's
+        assert session.scalar(select(func.count()).select_from(Result)) == 0

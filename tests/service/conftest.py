@@ -38,8 +38,11 @@ class Service:
         return client
 
     def token(self, name: str, password: str) -> str:
-        with self.login(name, password) as client:
+        client = self.login(name, password)
+        try:
             return client.post("/api/tokens", json={"name": "tests"}).json()["token"]
+        finally:
+            client.close()
 
     def wait(self, client: httpx.Client, job_id: int, timeout: float = 120) -> dict:
         end = time.monotonic() + timeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
-from autocontour.service.deps import CSRF_COOKIE, SESSION_COOKIE, CurrentUser, Db, State
+from autocontour.service.deps import CSRF_COOKIE, SESSION_COOKIE, CurrentUser, Db, Id, State
 from autocontour.service.schemas import LoggedIn, Login, Me, NewToken, TokenCreated, TokenOut
 
 router = APIRouter(prefix="/api", tags=["accounts"])
@@ -67,7 +67,7 @@ def tokens(user: CurrentUser, session: Db) -> list[TokenOut]:
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke(token_id: int, user: CurrentUser, session: Db) -> None:
+def revoke(token_id: Id, user: CurrentUser, session: Db) -> None:
     """Revoke one of your tokens."""
     from autocontour.store.accounts import revoke_token
 

@@ -21,7 +21,7 @@ from fastapi import (
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from autocontour.service.deps import CurrentUser, Db, State
+from autocontour.service.deps import CurrentUser, Db, Id, State
 from autocontour.service.routes.jobs import queue_job
 from autocontour.service.routes.results import describe
 from autocontour.service.schemas import CaseOut, JobOut
@@ -132,7 +132,7 @@ def list_cases(user: CurrentUser, session: Db, state: State) -> list[CaseOut]:
 
 
 @router.get("/{case_id}", response_model=CaseOut)
-def get_case(case_id: int, user: CurrentUser, session: Db, state: State) -> CaseOut:
+def get_case(case_id: Id, user: CurrentUser, session: Db, state: State) -> CaseOut:
     """One case: the upload, its jobs and every result made from it."""
     from autocontour.store.cases import get_case as find
 
@@ -141,7 +141,7 @@ def get_case(case_id: int, user: CurrentUser, session: Db, state: State) -> Case
 
 @router.get("/{case_id}/file", response_class=FileResponse,
             responses={200: {"content": {"application/octet-stream": {}}}})
-def get_upload(case_id: int, user: CurrentUser, session: Db, state: State) -> FileResponse:
+def get_upload(case_id: Id, user: CurrentUser, session: Db, state: State) -> FileResponse:
     """The uploaded file itself, as it was received."""
     from autocontour.store.cases import case_file
     from autocontour.store.cases import get_case as find

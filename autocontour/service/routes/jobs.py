@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from autocontour.service.deps import CurrentUser, Db, State
+from autocontour.service.deps import CurrentUser, Db, Id, IdQuery, State
 from autocontour.service.schemas import JobOut, NewJob
 from autocontour.store.schema import Case
 
@@ -35,7 +35,7 @@ def queue_job(state: State, session: Db, case: Case, model: str | None) -> JobOu
 
 @router.post("/cases/{case_id}/jobs", response_model=JobOut,
              status_code=status.HTTP_202_ACCEPTED)
-def new_job(case_id: int, body: NewJob, user: CurrentUser, session: Db, state: State) -> JobOut:
+def new_job(case_id: Id, body: NewJob, user: CurrentUser, session: Db, state: State) -> JobOut:
     """Contour the case (again): a new job, whose result is added beside earlier ones."""
     from autocontour.store.cases import get_case
 
@@ -43,7 +43,7 @@ def new_job(case_id: int, body: NewJob, user: CurrentUser, session: Db, state: S
 
 
 @router.get("/jobs", response_model=list[JobOut])
-def list_jobs(user: CurrentUser, session: Db, case_id: int | None = None) -> list[JobOut]:
+def list_jobs(user: CurrentUser, session: Db, case_id: IdQuery = None) -> list[JobOut]:
     """Your jobs (of one case), newest first."""
     from autocontour.store.jobs import jobs_of
 
@@ -51,7 +51,7 @@ def list_jobs(user: CurrentUser, session: Db, case_id: int | None = None) -> lis
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, user: CurrentUser, session: Db) -> JobOut:
+def get_job(job_id: Id, user: CurrentUser, session: Db) -> JobOut:
     """A job's state, stage, fraction done and message (a failure's reason)."""
     from autocontour.store.jobs import get_job as find
 
@@ -59,7 +59,7 @@ def get_job(job_id: int, user: CurrentUser, session: Db) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: int, user: CurrentUser, session: Db) -> JobOut:
+def cancel_job(job_id: Id, user: CurrentUser, session: Db) -> JobOut:
     """Stop a job: a queued one at once, a running one at its next stage (nothing of it is
     kept); a finished job is left as it is."""
     from autocontour.store.jobs import request_cancel
@@ -69,7 +69,7 @@ def cancel_job(job_id: int, user: CurrentUser, session: Db) -> JobOut:
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: int, request: Request, user: CurrentUser, state: State
+async def job_events(job_id: Id, request: Request, user: CurrentUser, state: State
                      ) -> StreamingResponse:
     """The job's progress as server-sent events: a ``progress`` event whenever its state,
     stage or fraction changes, and a last ``end`` event when it is done, failed or cancelled."""

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
-from autocontour.service.deps import CurrentUser, Db, State
+from autocontour.service.deps import CurrentUser, Db, Id, State
 from autocontour.service.schemas import ResultOut
 from autocontour.store.schema import Case, Job, Result, User
 
@@ -55,7 +55,7 @@ def describe(state: State, session: Db, result: Result) -> ResultOut:
 
 
 @router.get("/{result_id}", response_model=ResultOut)
-def get_result(result_id: int, user: CurrentUser, session: Db, state: State) -> ResultOut:
+def get_result(result_id: Id, user: CurrentUser, session: Db, state: State) -> ResultOut:
     """One result: the model that made it and what it holds."""
     result, _ = result_of(session, user, result_id)
     return describe(state, session, result)
@@ -64,7 +64,7 @@ def get_result(result_id: int, user: CurrentUser, session: Db, state: State) -> 
 @router.get("/{result_id}/files/{kind}", response_class=FileResponse,
             responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}},
                        206: {"description": "the requested byte range"}})
-def get_file(result_id: int, kind: str, user: CurrentUser, session: Db,
+def get_file(result_id: Id, kind: str, user: CurrentUser, session: Db,
              state: State) -> FileResponse:
     """One file of a result (kind: rtstruct, seg, labels, body, overview, report)."""
     result, case = result_of(session, user, result_id)
@@ -81,7 +81,7 @@ def get_file(result_id: int, kind: str, user: CurrentUser, session: Db,
 
 @router.get("/{result_id}/archive", response_class=FileResponse,
             responses={200: {"content": {"application/zip": {}}}})
-def get_archive(result_id: int, user: CurrentUser, session: Db, state: State) -> FileResponse:
+def get_archive(result_id: Id, user: CurrentUser, session: Db, state: State) -> FileResponse:
     """All files of a result in one zip (made once, on the first request, then kept)."""
     result, case = result_of(session, user, result_id)
     folder = state.store.home / result.folder
