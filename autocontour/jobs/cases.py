@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from autocontour import __version__
 from autocontour.errors import AutocontourError, JobCancelled
+from autocontour.io.formats import read_volume
+from autocontour.io.volume import LabelMap
 from autocontour.jobs.base import CancelCheck, Progress, ProgressCallback
 from autocontour.jobs.prediction import PredictRequest, WarmModels, predict
 
@@ -143,9 +145,10 @@ def run_contour_job(store: Store, request: RunJobRequest, models: WarmModels | N
         job = session.get(Job, request.job_id)
         case = session.get(Case, job.case_id) if job is not None else None
         assert job is not None and case is not None
-        from autocontour.store.cases import case_file
+        from autocontour.store.cases import case_file, reference_file
 
         upload = case_file(store, case)
+        reference = reference_file(store, case)
         name = f"case {case.id} ({case.filename})"
         model = job.model
         relative = Path("results") / str(case.id) / str(job.id)
@@ -166,6 +169,10 @@ def run_contour_job(store: Store, request: RunJobRequest, models: WarmModels | N
                                       overwrite=True, name=name, threads=request.threads),
                        progress=report, cancel=stop, models=models)
         assert done.model_file is not None  # predict loaded it from a file here
+        if reference is not None:
+            report(Progress("compare", 1.0, f"scoring against {reference.name}"))
+            done.report["comparison"] = compare_with_reference(upload, reference, done.labels,
+                                                               folder)
         with store.session() as session:
             result = states.finish(session, request.job_id, attempt, model_name=done.model,
                                    model_version=__version__,
@@ -193,6 +200,49 @@ def run_contour_job(store: Store, request: RunJobRequest, models: WarmModels | N
         return RunJobResult(request.job_id, state, message)
     finally:
         pulse.stop()
+
+
+COMPARISON = "comparison.json"
+
+
+def compare_with_reference(ct: Path, reference: Path, labels: LabelMap, folder: Path
+                           ) -> dict[str, Any]:
+    """Score the contours ``labels`` (on the CT's grid) against a case's reference contours (an
+    RTSTRUCT, its ROI names matched to the model's organs, or a label map in the model's label
+    values), and write the scores to ``folder/comparison.json``.
+
+    Only organs the reference holds are scored (Dice, HD95, surface Dice at 2 mm, volumes); a
+    reference that cannot be read against this result is written as the reason, not raised: the
+    contours themselves are fine.
+    """
+    import json
+
+    import numpy as np
+
+    from autocontour.evaluation.report import evaluate_case
+    from autocontour.io.formats import read_labels
+    from autocontour.io.rtstruct import read_rtstruct
+    from autocontour.store.cases import is_label_map
+
+    summary: dict[str, Any] = {"reference": reference.name}
+    try:
+        if is_label_map(reference):
+            truth = read_labels(reference, labels.organs, reference=labels.geometry)
+        else:
+            truth, read = read_rtstruct(reference, read_volume(ct), labels.organs)
+            summary["unmapped"] = read.unmapped
+        drawn = truth.present()
+        rows = evaluate_case(labels.array, truth.array, labels.spacing,
+                             [(o.name, o.label) for o in drawn])
+        clean = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                  for k, v in row.items() if k != "case"} for row in rows]
+        summary["organs"] = clean
+        summary["mean_dice"] = round(float(np.mean([r["dice"] for r in rows])), 4) \
+            if rows else None
+    except AutocontourError as exc:
+        summary["error"] = str(exc)
+    (folder / COMPARISON).write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 class _Heartbeat:

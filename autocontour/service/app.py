@@ -16,7 +16,7 @@ from autocontour.service.limits import BodyLimit
 from autocontour.service.queue import make_queue
 from autocontour.service.routes import auth, cases, jobs, models, results
 from autocontour.service.settings import Settings
-from autocontour.store.cases import NotFoundError
+from autocontour.store.cases import ConflictError, NotFoundError
 from autocontour.store.database import open_store
 
 LOG = logging.getLogger(__name__)
@@ -64,6 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(ConflictError)
+    async def conflict(_: Request, exc: ConflictError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status.HTTP_409_CONFLICT)
 
     @app.exception_handler(AutocontourError)
     async def refused(_: Request, exc: AutocontourError) -> JSONResponse:

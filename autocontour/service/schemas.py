@@ -65,6 +65,9 @@ class ResultOut(BaseModel):
                                          description="the organs found: name, volume (cm³), "
                                                      "flags (as report.json)")
     warnings: list[str] = Field(default_factory=list)
+    comparison: dict[str, Any] | None = Field(
+        None, description="scores against the case's reference contours (per organ Dice, HD95, "
+                          "surface Dice, volumes), when it had them")
 
 
 class JobOut(BaseModel):
@@ -100,6 +103,8 @@ class CaseOut(BaseModel):
     created: Time
     new: bool = Field(False, description="true when this upload made the case (false: the same "
                                          "content had been uploaded before)")
+    reference: str | None = Field(None, description="the reference contours' file name, when "
+                                                    "the case has them")
     jobs: list[JobOut] = Field(default_factory=list)
     results: list[ResultOut] = Field(default_factory=list)
 

@@ -25,7 +25,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from autocontour.store.database import default_home
 
-
 QUEUE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
 
 

@@ -37,6 +37,13 @@ class NotFoundError(AutocontourError, LookupError):
     """No such case or result for this user (another user's is not found either)."""
 
 
+class ConflictError(AutocontourError):
+    """What was asked would replace something kept (nothing was changed)."""
+
+
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".h5", ".hdf5")
+
+
 def add_upload(store: Store, session: Session, owner: User, source: str | Path | BinaryIO,
                filename: str | None = None, description: str = "",
                max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[Case, bool]:
@@ -187,3 +194,86 @@ def add_upload_files(store: Store, session: Session, owner: User,
                           max_bytes + len(parts) * 1024 + 65536)
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
+
+
+def set_reference(store: Store, session: Session, case: Case, source: str | Path | BinaryIO,
+                  filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> Case:
+    """Keep reference contours of a case (an RTSTRUCT drawn on its CT, or a label map on its
+    grid), against which each later result is scored.
+
+    Checked before anything is recorded: an RTSTRUCT must be of the CT's Frame of Reference and
+    name at least one organ autocontour knows; a label map must hold whole numbers on the CT's
+    grid. A case has one reference: it is set once.
+
+    Raises:
+        ConflictError: the case has a reference already.
+        InvalidInputError: larger than ``max_bytes``, or not contours of this CT (the reason).
+    """
+    name = Path(filename).name
+    if case.reference_sha256 is not None:
+        raise ConflictError(f"case {case.id} has its reference already "
+                            f"({case.reference_filename}); nothing was changed")
+    incoming = store.files / "incoming" / uuid.uuid4().hex
+    incoming.mkdir(parents=True)
+    try:
+        copy = incoming / name
+        digest, _ = _copy_hashing(Path(source) if isinstance(source, str) else source, copy,
+                                  max_bytes, name)
+        try:
+            check_reference(case_file(store, case), copy)
+        except AutocontourError as exc:
+            raise InvalidInputError(f"{name}: not a reference of case {case.id}: {exc}") \
+                from None
+        content = store.files / digest[:2] / digest
+        if not content.exists():
+            content.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                incoming.rename(content)
+            except OSError:
+                if not content.exists():
+                    raise
+        case.reference_filename = next(content.iterdir()).name
+        case.reference_sha256 = digest
+        session.commit()
+        return case
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+
+
+def is_label_map(path: str | Path) -> bool:
+    """A reference named like a label map (else it is read as an RTSTRUCT)."""
+    return str(path).lower().endswith(LABEL_SUFFIXES)
+
+
+def check_reference(ct: Path, reference: Path) -> None:
+    """Raise :class:`InvalidInputError` unless ``reference`` holds contours of the CT ``ct``."""
+    import numpy as np
+
+    from autocontour.io.rtstruct import read_rtstruct
+
+    image = read_volume(ct)
+    if is_label_map(reference):
+        labels = read_volume(reference)
+        if labels.shape != image.shape or not np.allclose(labels.spacing, image.spacing,
+                                                          atol=1e-3) \
+                or not np.allclose(labels.origin, image.origin, atol=1e-2):
+            raise InvalidInputError(f"its grid {'x'.join(map(str, labels.shape[::-1]))} at "
+                                    f"{np.round(labels.spacing, 3).tolist()} mm is not the CT's "
+                                    f"({'x'.join(map(str, image.shape[::-1]))} at "
+                                    f"{np.round(image.spacing, 3).tolist()} mm)")
+        array = labels.array
+        if not np.issubdtype(array.dtype, np.integer) and not np.array_equal(array,
+                                                                            np.round(array)):
+            raise InvalidInputError("a label map must hold whole numbers")
+        return
+    _, report = read_rtstruct(reference, image)
+    if not report.mapped:
+        raise InvalidInputError("no ROI name is one of autocontour's organs")
+
+
+def reference_file(store: Store, case: Case) -> Path | None:
+    """The stored reference contours of a case, or None."""
+    if case.reference_sha256 is None or case.reference_filename is None:
+        return None
+    return store.files / case.reference_sha256[:2] / case.reference_sha256 / \
+        case.reference_filename

@@ -41,6 +41,8 @@ class Case(Base):
     size_bytes: Mapped[int]
     description: Mapped[str] = mapped_column(String(255), default="")
     created: Mapped[datetime] = mapped_column(default=now)
+    reference_filename: Mapped[str | None] = mapped_column(String(255))
+    reference_sha256: Mapped[str | None] = mapped_column(String(64))
     results: Mapped[list[Result]] = relationship(back_populates="case", order_by="Result.id")
 
 

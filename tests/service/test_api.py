@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from conftest import Service, make_settings, start_server, stop_server, with_users
 
-from autocontour.io import write_dicom_series, write_volume
+from autocontour.io import read_volume, write_dicom_series, write_rtstruct, write_volume
 from autocontour.phantoms import head_neck_case, thorax_case
 
 # --- a shared server with one contoured case of alice's -------------------------------------
@@ -261,6 +262,80 @@ def test_a_running_job_is_cancelled_at_its_next_stage_and_leaves_nothing(
     assert not results.exists() or not any(results.iterdir())
 
 
+# --- reference contours: every result scored against them -----------------------------------
+
+
+def test_a_result_is_scored_against_the_cases_reference_label_map(service: Service,
+                                                                 tmp_path: Path) -> None:
+    phantom = head_neck_case(90055, shape=(40, 64, 64))
+    ct = write_volume(phantom.ct, tmp_path / "ct.nii.gz")
+    truth = write_volume(phantom.labels, tmp_path / "truth.nii.gz")
+    other = write_volume(head_neck_case(90056, shape=(40, 48, 48)).labels,
+                         tmp_path / "other.nii.gz")
+    with service.client(service.token("alice", "alice-password")) as client:
+        refused = client.post("/api/cases", files=[("files", ("ct.nii.gz", ct.read_bytes())),
+                                                   ("reference", ("other.nii.gz",
+                                                                  other.read_bytes()))])
+        assert refused.status_code == 422 and "not the CT's" in refused.json()["detail"]
+        case = client.get("/api/cases").json()[0]  # the CT itself was fine: kept, no reference
+        assert case["reference"] is None
+        given = client.put(f"/api/cases/{case['id']}/reference/truth.nii.gz",
+                           content=truth.read_bytes())
+        assert given.status_code == 200 and given.json()["reference"] == "truth.nii.gz"
+        again = client.put(f"/api/cases/{case['id']}/reference/truth.nii.gz",
+                           content=other.read_bytes())
+        assert again.status_code == 409 and "has its reference already" in again.text
+        job = client.post(f"/api/cases/{case['id']}/jobs", json={}).json()
+        done = service.wait(client, job["id"])
+        result = client.get(f"/api/results/{done['result_id']}").json()
+        comparison = result["comparison"]
+        assert comparison["reference"] == "truth.nii.gz" and "error" not in comparison
+        scored = {row["organ"]: row["dice"] for row in comparison["organs"]}
+        assert set(scored) == {o.name for o in phantom.labels.present()}
+        labels = tmp_path / "labels.nii.gz"
+        labels.write_bytes(client.get(result["files"]["labels"]).content)
+        predicted = read_volume(labels).array
+        for organ in phantom.labels.present():  # the scores are those of the files served
+            a, b = predicted == organ.label, phantom.labels.array == organ.label
+            dice = 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
+            assert scored[organ.name] == pytest.approx(dice, abs=1e-6), organ.name
+        assert comparison["mean_dice"] == pytest.approx(np.mean(list(scored.values())), abs=1e-4)
+        assert client.get(result["files"]["comparison"]).json() == comparison
+
+
+def test_an_rtstruct_reference_is_matched_by_roi_name(service: Service, tmp_path: Path) -> None:
+    phantom = head_neck_case(90057, shape=(40, 64, 64))
+    series = tmp_path / "series"
+    write_dicom_series(phantom.ct, series)
+    write_rtstruct(phantom.labels, series, tmp_path / "clinic.dcm")
+    with zipfile.ZipFile(tmp_path / "ct.zip", "w") as archive:
+        for path in sorted(series.iterdir()):
+            archive.write(path, f"CT/{path.name}")
+    with service.client(service.token("alice", "alice-password")) as client:
+        case = client.post("/api/cases", files=[
+            ("files", ("ct.zip", (tmp_path / "ct.zip").read_bytes())),
+            ("reference", ("clinic.dcm", (tmp_path / "clinic.dcm").read_bytes()))],
+            data={"contour": "true"}).json()
+        assert case["reference"] == "clinic.dcm"
+        done = service.wait(client, case["jobs"][0]["id"])
+        comparison = client.get(f"/api/results/{done['result_id']}").json()["comparison"]
+        assert len(comparison["organs"]) == len(phantom.labels.present())
+        assert 0.3 < comparison["mean_dice"] <= 1  # the model on a tiny phantom: roughly right
+        other = head_neck_case(90058, shape=(40, 64, 64))  # another scan, another frame
+        write_dicom_series(other.ct, tmp_path / "other")
+        with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+            for path in sorted((tmp_path / "other").iterdir()):
+                archive.write(path, f"CT/{path.name}")
+        second = client.post("/api/cases", files={"files": (
+            "other.zip", (tmp_path / "other.zip").read_bytes())}).json()
+        refused = client.put(f"/api/cases/{second['id']}/reference/clinic.dcm",
+                             content=(tmp_path / "clinic.dcm").read_bytes())
+        assert refused.status_code == 422, refused.text
+        assert "drawn on another scan" in refused.json()["detail"]
+        assert client.get(f"/api/cases/{second['id']}").json()["reference"] is None
+        assert "clinic.dcm: not a reference of case" in refused.json()["detail"]
+
+
 # --- results ---------------------------------------------------------------------------------
 
 
@@ -308,16 +383,17 @@ def test_every_route_with_an_id_gives_another_user_404_and_nothing_of_the_conten
     must be known here, and each route gets alice's ids from bob."""
     service, ids = shared
     values = {"case_id": ids["case"]["id"], "job_id": ids["job"]["id"],
-              "result_id": ids["result"]["id"], "token_id": ids["token_id"], "kind": "rtstruct"}
+              "result_id": ids["result"]["id"], "token_id": ids["token_id"], "kind": "rtstruct",
+              "filename": "ref.nii.gz"}
     not_owned = {"filename"}  # PUT /api/cases/upload/{filename} makes bob's own case
     secrets = [ids["case"]["sha256"], ids["result"]["model_sha256"], "first"]
     checked = 0
     with service.client(ids["bob"]) as bob:
         for method, path in _routes(service):
             params = {p.strip("{}") for p in path.split("/") if p.startswith("{")}
-            unknown = params - set(values) - not_owned
+            unknown = params - set(values)
             assert not unknown, f"{method} {path}: add {unknown} to this test's ids"
-            if not params or params & not_owned:
+            if params <= not_owned:  # nothing of alice's named (no params: the lists, below)
                 continue
             body = {"model": None} if method == "POST" else None
             answer = bob.request(method, path.format(**values), json=body)

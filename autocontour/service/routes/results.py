@@ -12,7 +12,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
+from sqlalchemy import select
 
+from autocontour.jobs.cases import COMPARISON
 from autocontour.service.deps import CurrentUser, Db, Id, State
 from autocontour.service.schemas import ResultOut
 from autocontour.store.schema import Case, Job, Result, User
@@ -21,7 +23,7 @@ router = APIRouter(prefix="/api/results", tags=["results"])
 
 MEDIA_TYPES = {".dcm": "application/dicom", ".gz": "application/gzip", ".png": "image/png",
                ".json": "application/json", ".zip": "application/zip"}
-KINDS = ("rtstruct", "seg", "labels", "body", "overview", "report")
+KINDS = ("rtstruct", "seg", "labels", "body", "overview", "report", "comparison")
 
 
 def result_of(session: Db, user: User, result_id: int) -> tuple[Result, Case]:
@@ -33,25 +35,35 @@ def result_of(session: Db, user: User, result_id: int) -> tuple[Result, Case]:
     return result, case
 
 
-def _report(folder: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / "report.json").read_text())  # type: ignore[no-any-return]
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
     except (OSError, ValueError):
-        return {}
+        return None
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """kind -> file name of what a result folder holds (report.json's list, and the
+    comparison when there is one)."""
+    files = dict((_read_json(folder / "report.json") or {}).get("files", {}))
+    if (folder / COMPARISON).is_file():
+        files["comparison"] = COMPARISON
+    return files
 
 
 def describe(state: State, session: Db, result: Result) -> ResultOut:
     """A result as the API shows it: its model, its files' URLs, organ volumes, warnings."""
     folder = state.store.home / result.folder
-    report = _report(folder)
+    report = _read_json(folder / "report.json") or {}
     files = {kind: f"/api/results/{result.id}/files/{kind}" for kind in KINDS
-             if kind in report.get("files", {})}
-    job = session.query(Job.id).filter(Job.result_id == result.id).scalar()
+             if kind in _files(folder)}
+    job = session.scalar(select(Job.id).where(Job.result_id == result.id))
     return ResultOut(id=result.id, case_id=result.case_id, job_id=job,
                      model_name=result.model_name, model_version=result.model_version,
                      model_sha256=result.model_sha256, created=result.created, files=files,
                      archive=f"/api/results/{result.id}/archive",
-                     organs=report.get("organs", {}), warnings=report.get("warnings", []))
+                     organs=report.get("organs", []), warnings=report.get("warnings", []),
+                     comparison=_read_json(folder / COMPARISON))
 
 
 @router.get("/{result_id}", response_model=ResultOut)
@@ -66,10 +78,11 @@ def get_result(result_id: Id, user: CurrentUser, session: Db, state: State) -> R
                        206: {"description": "the requested byte range"}})
 def get_file(result_id: Id, kind: str, user: CurrentUser, session: Db,
              state: State) -> FileResponse:
-    """One file of a result (kind: rtstruct, seg, labels, body, overview, report)."""
+    """One file of a result (kind: rtstruct, seg, labels, body, overview, report,
+    comparison)."""
     result, case = result_of(session, user, result_id)
     folder = state.store.home / result.folder
-    name = _report(folder).get("files", {}).get(kind) if kind in KINDS else None
+    name = _files(folder).get(kind) if kind in KINDS else None
     if not name or not (folder / name).is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             f"result {result_id}: no file {kind!r} (kinds: {', '.join(KINDS)})")

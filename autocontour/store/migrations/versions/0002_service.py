@@ -1,4 +1,5 @@
-"""Logins (browser sessions), API tokens and contouring jobs, for the service.
+"""Logins (browser sessions), API tokens, contouring jobs and cases' reference contours, for
+the service.
 
 Revision ID: 0002
 Revises: 0001
@@ -14,6 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("cases") as cases:
+        cases.add_column(sa.Column("reference_filename", sa.String(length=255), nullable=True))
+        cases.add_column(sa.Column("reference_sha256", sa.String(length=64), nullable=True))
     op.create_table(
         "login_sessions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -77,3 +81,6 @@ def downgrade() -> None:
     op.drop_table("api_tokens")
     op.drop_index("ix_login_sessions_user_id", table_name="login_sessions")
     op.drop_table("login_sessions")
+    with op.batch_alter_table("cases") as cases:
+        cases.drop_column("reference_sha256")
+        cases.drop_column("reference_filename")
