@@ -73,7 +73,7 @@ class Queue:
         kind = _Embedded if embedded else Consumer
         return kind(self.huey, workers=max(workers, 1), worker_type="thread",
                     initial_delay=0.05, backoff=1.5, max_delay=self.settings.poll_s,
-                    check_worker_health=False)
+                    check_worker_health=False, shutdown_timeout=10)
 
 
 class _Embedded(Consumer):

@@ -65,7 +65,8 @@ def open_store(home: str | Path | None = None, url: str | None = None) -> Store:
             from None
     if not os.access(home, os.W_OK):
         raise InvalidInputError(f"{home}: the store's folder cannot be written")
-    engine = create_engine(url or f"sqlite:///{home / 'autocontour.db'}", pool_pre_ping=True)
+    engine = create_engine(_driver(url) or f"sqlite:///{home / 'autocontour.db'}",
+                           pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_for_many_processes)
     try:
@@ -74,6 +75,14 @@ def open_store(home: str | Path | None = None, url: str | None = None) -> Store:
         raise InvalidInputError(f"{url or home / 'autocontour.db'}: cannot open the database "
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     return Store(home, engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def _driver(url: str | None) -> str | None:
+    """``postgresql://`` means psycopg 3 (what the package installs), not SQLAlchemy's default
+    psycopg2."""
+    if url and url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 def _sqlite_for_many_processes(connection, _record) -> None:  # type: ignore[no-untyped-def]
