@@ -5,21 +5,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from autocontour import __version__
 from autocontour.errors import AutocontourError
 from autocontour.service.deps import AppState
 from autocontour.service.limits import BodyLimit
 from autocontour.service.queue import make_queue
-from autocontour.service.routes import auth, cases, jobs, models, results
+from autocontour.service.routes import auth, cases, jobs, models, results, viewer
 from autocontour.service.settings import Settings
 from autocontour.store.cases import ConflictError, NotFoundError
 from autocontour.store.database import open_store
 
 LOG = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
 
 DESCRIPTION = """Contour CTs with autocontour's models from scripts, a planning system or the page.
 
@@ -57,8 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="autocontour", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)
     app.state.autocontour = AppState(settings, store, queue)
-    for module in (auth, cases, jobs, results, models):
+    for module in (auth, cases, jobs, results, viewer, models):
         app.include_router(module.router)
+    if STATIC.is_dir():  # the page (index.html) and its scripts
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def page() -> FileResponse:
+            return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
 
     @app.exception_handler(NotFoundError)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
+from autocontour.service.display import Views
 from autocontour.service.queue import Queue
 from autocontour.service.settings import Settings
 from autocontour.store.database import Store
@@ -38,11 +39,12 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 @dataclass
 class AppState:
-    """What one running app holds: its settings, the store, the queue."""
+    """What one running app holds: its settings, the store, the queue, the viewer's caches."""
 
     settings: Settings
     store: Store
     queue: Queue
+    views: Views = field(default_factory=Views)
 
 
 def app_state(request: Request) -> AppState:

@@ -109,3 +109,18 @@ class Job(Base):
     created: Mapped[datetime] = mapped_column(default=now)
     started: Mapped[datetime | None]
     finished: Mapped[datetime | None]
+
+
+class Review(Base):
+    """A clinician's review of a result: per organ accepted or needing edit, with comments.
+    Each save is a new version beside the earlier ones; the result itself is never touched."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("result_id", "version", name="uq_review_version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"), index=True)
+    version: Mapped[int]
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    organs: Mapped[str] = mapped_column(Text, default="{}")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    saved: Mapped[datetime] = mapped_column(default=now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -384,18 +385,18 @@ def test_every_route_with_an_id_gives_another_user_404_and_nothing_of_the_conten
     service, ids = shared
     values = {"case_id": ids["case"]["id"], "job_id": ids["job"]["id"],
               "result_id": ids["result"]["id"], "token_id": ids["token_id"], "kind": "rtstruct",
-              "filename": "ref.nii.gz"}
+              "filename": "ref.nii.gz", "view": "axial", "index": 0}
     not_owned = {"filename"}  # PUT /api/cases/upload/{filename} makes bob's own case
     secrets = [ids["case"]["sha256"], ids["result"]["model_sha256"], "first"]
     checked = 0
     with service.client(ids["bob"]) as bob:
         for method, path in _routes(service):
-            params = {p.strip("{}") for p in path.split("/") if p.startswith("{")}
+            params = set(re.findall(r"{(\w+)}", path))
             unknown = params - set(values)
             assert not unknown, f"{method} {path}: add {unknown} to this test's ids"
             if params <= not_owned:  # nothing of alice's named (no params: the lists, below)
                 continue
-            body = {"model": None} if method == "POST" else None
+            body = {"model": None} if method == "POST" else {} if method == "PUT" else None
             answer = bob.request(method, path.format(**values), json=body)
             assert answer.status_code == 404, f"{method} {path}: {answer.status_code}"
             assert not any(s in answer.text for s in secrets), f"{method} {path} leaks"
@@ -412,7 +413,7 @@ def test_every_route_but_login_and_health_needs_authentication(shared) -> None:
     service, ids = shared
     values = {"case_id": ids["case"]["id"], "job_id": ids["job"]["id"],
               "result_id": ids["result"]["id"], "token_id": ids["token_id"], "kind": "rtstruct",
-              "filename": "ct.nii.gz"}
+              "filename": "ct.nii.gz", "view": "axial", "index": 0}
     open_routes = {("POST", "/api/login"), ("GET", "/api/health")}
     with service.client() as anonymous:
         for method, path in _routes(service):

@@ -95,10 +95,15 @@ def get_file(result_id: Id, kind: str, user: CurrentUser, session: Db,
 @router.get("/{result_id}/archive", response_class=FileResponse,
             responses={200: {"content": {"application/zip": {}}}})
 def get_archive(result_id: Id, user: CurrentUser, session: Db, state: State) -> FileResponse:
-    """All files of a result in one zip (made once, on the first request, then kept)."""
+    """All files of a result in one zip, with its latest review as ``review.json`` (made once
+    per review version, then kept)."""
+    from autocontour.store.reviews import latest_review, review_dict
+
     result, case = result_of(session, user, result_id)
     folder = state.store.home / result.folder
-    archive = state.store.home / "archives" / f"result{result.id}.zip"
+    review = latest_review(session, result)
+    version = review.version if review is not None else 0
+    archive = state.store.home / "archives" / f"result{result.id}-review{version}.zip"
     if not archive.is_file():
         archive.parent.mkdir(parents=True, exist_ok=True)
         partial = archive.with_name(f".{uuid.uuid4().hex}.zip")
@@ -107,6 +112,9 @@ def get_archive(result_id: Id, user: CurrentUser, session: Db, state: State) -> 
                 for path in sorted(folder.rglob("*")):
                     if path.is_file():
                         bundle.write(path, path.relative_to(folder).as_posix())
+                if review is not None:
+                    bundle.writestr("review.json",
+                                    json.dumps(review_dict(session, review), indent=2))
             os.replace(partial, archive)
         finally:
             partial.unlink(missing_ok=True)

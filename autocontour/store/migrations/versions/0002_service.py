@@ -1,5 +1,5 @@
-"""Logins (browser sessions), API tokens, contouring jobs and cases' reference contours, for
-the service.
+"""Logins (browser sessions), API tokens, contouring jobs, cases' reference contours and
+reviews of results, for the service.
 
 Revision ID: 0002
 Revises: 0001
@@ -70,9 +70,26 @@ def upgrade() -> None:
     op.create_index("ix_jobs_owner_id", "jobs", ["owner_id"])
     op.create_index("ix_jobs_case_id", "jobs", ["case_id"])
     op.create_index("ix_jobs_state", "jobs", ["state"])
+    op.create_table(
+        "reviews",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("result_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("reviewer_id", sa.Integer(), nullable=False),
+        sa.Column("organs", sa.Text(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("saved", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["result_id"], ["results.id"]),
+        sa.ForeignKeyConstraint(["reviewer_id"], ["users.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("result_id", "version", name="uq_review_version"),
+    )
+    op.create_index("ix_reviews_result_id", "reviews", ["result_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reviews_result_id", table_name="reviews")
+    op.drop_table("reviews")
     for index, table in (("ix_jobs_state", "jobs"), ("ix_jobs_case_id", "jobs"),
                          ("ix_jobs_owner_id", "jobs")):
         op.drop_index(index, table_name=table)
