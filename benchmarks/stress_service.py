@@ -195,12 +195,12 @@ def main() -> int:
         (f", {args.worker_processes} worker processes" if args.worker_processes
          else f", {args.workers} worker thread(s) in the server")
     lines = [f"# python benchmarks/stress_service.py {' '.join(sys.argv[1:])}".rstrip(),
-             f"# {date.today()} {platform.node()}, {os.cpu_count()} cores; {setup}; "
+             (f"# {date.today()} {platform.node()}, {os.cpu_count()} cores; {setup}; "
              f"{args.users} users, phantom 40x64x64 each; {crossed} users asked for another's "
-             "case and result and got 404",
-             f"wall {wall:.1f} s, {requests} requests, {requests / wall:.1f} requests/s, "
+             "case and result and got 404"),
+             (f"wall {wall:.1f} s, {requests} requests, {requests / wall:.1f} requests/s, "
              f"{jobs_done} jobs done ({jobs_done / wall * 60:.1f} per minute), "
-             f"{len(record.errors)} errors",
+             f"{len(record.errors)} errors"),
              f"isolation: {own}/{args.users} users saw exactly their own case and result; "
              f"{len(results)} distinct results; {result_rows} result rows for {jobs_done} done "
              "jobs (nothing lost, nothing twice)" if result_rows == jobs_done == args.users
