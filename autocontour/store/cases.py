@@ -85,7 +85,8 @@ def add_upload(store: Store, session: Session, owner: User, source: str | Path |
             try:
                 read_volume(copy)
             except AutocontourError as exc:
-                raise InvalidInputError(f"{name}: not accepted: {exc}") from None
+                raise InvalidInputError(f"{name}: not accepted: {_as_uploaded(exc, copy, name)}") \
+                    from None
             content.parent.mkdir(parents=True, exist_ok=True)
             try:
                 incoming.rename(content)
@@ -104,6 +105,15 @@ def add_upload(store: Store, session: Session, owner: User, source: str | Path |
         return case, True
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
+
+
+def _as_uploaded(exc: Exception, copy: Path, name: str) -> str:
+    """A reader's message about the store's copy, naming the file as the user sent it (the
+    store's folders are nobody's business)."""
+    text = str(exc)
+    for form in (str(copy), str(copy.resolve())):
+        text = text.replace(form + ": ", "").replace(form, name)
+    return text
 
 
 def _copy_hashing(source: Path | BinaryIO, target: Path, max_bytes: int,
@@ -222,8 +232,8 @@ def set_reference(store: Store, session: Session, case: Case, source: str | Path
         try:
             check_reference(case_file(store, case), copy)
         except AutocontourError as exc:
-            raise InvalidInputError(f"{name}: not a reference of case {case.id}: {exc}") \
-                from None
+            raise InvalidInputError(f"{name}: not a reference of case {case.id}: "
+                                    f"{_as_uploaded(exc, copy, name)}") from None
         content = store.files / digest[:2] / digest
         if not content.exists():
             content.parent.mkdir(parents=True, exist_ok=True)

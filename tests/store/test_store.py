@@ -181,3 +181,14 @@ def test_user_add_without_a_terminal_password_is_one_line(tmp_path: Path, monkey
     with open_store(tmp_path / "home").session() as session:
         assert authenticate(session, "dave", "anything at all") is None
 
+
+
+def test_a_refusal_names_the_file_as_sent_not_the_stores_folders(store, tmp_path: Path) -> None:
+    bad = tmp_path / "scan.nii.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    with store.session() as session:
+        alice = add_user(session, "alice", "password1")
+        with pytest.raises(InvalidInputError) as refused:
+            add_upload(store, session, alice, bad)
+    assert str(refused.value).startswith("scan.nii.gz: not accepted: ")
+    assert str(store.home) not in str(refused.value) and "incoming" not in str(refused.value)
