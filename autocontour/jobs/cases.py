@@ -9,8 +9,10 @@ transaction that marks the job done. An earlier result is never touched: contour
 the same or a newer model, is a new job and adds a result beside the old ones.
 
 A job whose worker died is run again by another worker (:func:`~autocontour.store.jobs.recover`);
-the new attempt writes the same folder afresh (nothing recorded points at it yet) and only the
-attempt that still owns the job records its result, so a job keeps exactly one.
+each attempt writes a folder of its own (``<job id>``, then ``<job id>.2``, ...), so a worker given
+up for dead that comes back cannot touch what the new attempt recorded; only the attempt that
+still owns the job records its result (so a job keeps exactly one), and the other removes its
+folder.
 """
 
 from __future__ import annotations
@@ -151,7 +153,8 @@ def run_contour_job(store: Store, request: RunJobRequest, models: WarmModels | N
         reference = reference_file(store, case)
         name = f"case {case.id} ({case.filename})"
         model = job.model
-        relative = Path("results") / str(case.id) / str(job.id)
+        relative = Path("results") / str(case.id) / \
+            (str(job.id) if attempt == 1 else f"{job.id}.{attempt}")
     folder = store.home / relative
     pulse = _Heartbeat(store, request.job_id, attempt, request.lease_s / 4)
 
@@ -179,6 +182,7 @@ def run_contour_job(store: Store, request: RunJobRequest, models: WarmModels | N
                                    model_sha256=_sha256(done.model_file),
                                    folder=relative.as_posix())
         if result is None:  # given up for dead meanwhile: the attempt that owns it records
+            shutil.rmtree(folder, ignore_errors=True)
             return RunJobResult(request.job_id, "skipped", "the job was taken by another worker")
         return RunJobResult(request.job_id, states.DONE, "", result.id, folder, done.model,
                             done.report)
@@ -190,11 +194,11 @@ def run_contour_job(store: Store, request: RunJobRequest, models: WarmModels | N
             LOG.exception("job %s failed", request.job_id)
         with store.session() as session:
             states.end(session, request.job_id, attempt, state, message)
-        if pulse.lost:  # the folder and the job are the other worker's now
+        shutil.rmtree(folder, ignore_errors=True)  # this attempt's own folder
+        if pulse.lost:  # the job is another worker's now
             if not isinstance(exc, Exception):
                 raise
             return RunJobResult(request.job_id, "skipped", "the job was taken by another worker")
-        shutil.rmtree(folder, ignore_errors=True)
         if reraise or not isinstance(exc, Exception):
             raise
         return RunJobResult(request.job_id, state, message)

@@ -6,9 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from autocontour import __version__
@@ -31,6 +32,16 @@ in, or `autocontour user token NAME`), or log in with `POST /api/login` (a sessi
 the returned `csrf_token` in `X-CSRF-Token` with every POST/PUT/DELETE). Every case, job and
 result belongs to the user who made it; anybody else gets 404.
 """
+
+
+class _Revalidated(StaticFiles):
+    """The page's scripts and styles: the browser asks again (a 304 when unchanged), so an
+    upgraded server never runs with yesterday's scripts."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, cases, jobs, results, viewer, models):
         app.include_router(module.router)
     if STATIC.is_dir():  # the page (index.html) and its scripts
-        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+        app.mount("/static", _Revalidated(directory=STATIC), name="static")
 
         @app.get("/", include_in_schema=False)
         async def page() -> FileResponse:

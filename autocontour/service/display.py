@@ -130,6 +130,8 @@ class Structures:
     axial: dict[int, list[tuple[str, list[np.ndarray]]]] | None
     labels: np.ndarray | None
     names: dict[int, str] = field(default_factory=dict)
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    """Structures that overlap the label map's (the body outline): name -> LPS boolean mask."""
 
     def contours(self, view: str, index: int) -> list[dict[str, Any]]:
         """[{name, polygons: [[[col, row], ...], ...]}] of one slice, in pixel coordinates."""
@@ -147,6 +149,11 @@ class Structures:
             polygons = [p[:, ::-1] for p in mask_to_polygons(section == value)]  # (col, row)
             found.append({"name": self.names[int(value)],
                           "polygons": [_rounded(p) for p in polygons]})
+        for name, mask in self.masks.items():
+            section = plane(mask, view, index)
+            if section.any():
+                found.append({"name": name, "polygons": [_rounded(p[:, ::-1]) for p in
+                                                         mask_to_polygons(section)]})
         return found
 
 
@@ -155,9 +162,15 @@ def _rounded(polygon: np.ndarray) -> list[list[float]]:
 
 
 def rtstruct_structures(rtstruct: Path, ct: Path, image: CaseImage,
-                        report: dict[str, Any] | None = None) -> Structures:
+                        report: dict[str, Any] | None = None,
+                        body: Path | None = None) -> Structures:
     """The structures of an RTSTRUCT drawn on the CT ``ct`` (``image`` is its LPS layout);
-    volumes and flags from the result's report when given."""
+    volumes and flags from the result's report when given; ``body``: the result's body outline
+    (``body.nii.gz``), for the External structure in coronal and sagittal views.
+
+    Colours are the overview's (:func:`~autocontour.inference.overview.overview_colours`): the
+    organ set's, except that a right organ whose colour is too close to its left partner's gets
+    a clearly different one, so that the page shows what the overview PNG shows."""
     from autocontour.io.rtstruct import read_rtstruct, read_structure_set
 
     data = read_structure_set(rtstruct)
@@ -184,7 +197,24 @@ def rtstruct_structures(rtstruct: Path, ct: Path, image: CaseImage,
         for k, polygons in by_slice.items():
             axial.setdefault(k, []).append((name, polygons))
     labels, _ = read_rtstruct(rtstruct, read_volume(ct))
-    return Structures(structures, axial, *_layout(labels))
+    _display_colours(structures)
+    masks: dict[str, np.ndarray] = {}
+    external = [s["name"] for s in structures if s["type"] == "EXTERNAL"]
+    if body is not None and body.is_file() and external:
+        masks[external[0]] = canonical(read_volume(body)).array > 0
+    return Structures(structures, axial, *_layout(labels), masks=masks)
+
+
+def _display_colours(structures: list[dict[str, Any]]) -> None:
+    from autocontour.inference.overview import overview_colours
+    from autocontour.io.rtstruct import guess_organ_set
+
+    names = [s["name"] for s in structures]
+    organs = [o for o in guess_organ_set(names) if o.name in names]
+    by_label = overview_colours(organs)
+    colours = {o.name: [round(c * 255) for c in by_label[o.label]] for o in organs}
+    for entry in structures:
+        entry["color"] = colours.get(entry["name"], entry["color"])
 
 
 def labelmap_structures(path: Path, names: dict[int, str], image: CaseImage) -> Structures:

@@ -80,6 +80,7 @@ class JobOut(BaseModel):
     fraction: float
     message: str
     attempt: int
+    worker: str = Field(description="host:pid of the worker that ran (or runs) it")
     cancel_requested: bool
     result_id: int | None
     created: Time

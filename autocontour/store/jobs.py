@@ -72,7 +72,8 @@ def claim(session: Session, job_id: int, worker: str) -> int | None:
                 started=stamp, stage="starting", message=""))
     session.commit()
     if taken.rowcount != 1:
-        session.execute(update(Job).where(Job.id == job_id, Job.state == QUEUED)
+        session.execute(update(Job).where(Job.id == job_id, Job.state == QUEUED,
+                                          Job.cancel_requested.is_(True))
                         .values(state=CANCELLED, stage=CANCELLED, finished=stamp,
                                 message="cancelled before it started"))
         session.commit()

@@ -1,11 +1,14 @@
-"""The service when things break: a worker killed mid-job, the server restarted with jobs queued
-(its queue file kept or lost), storage that is full or read-only. The embedded defaults (SQLite
-database and queue), so these always run; a short job lease keeps them quick."""
+"""The service when things break: a worker killed mid-job, a worker frozen long enough to be given
+up for dead that then wakes up, the server restarted with jobs queued (its queue file kept or
+lost), storage that is full or read-only. The embedded defaults (SQLite database and queue), so
+these run everywhere (the storage faults need a mount: root)."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +19,9 @@ import pytest
 from conftest import Service, make_settings, start_server, stop_server, with_users
 from worker_processes import database_rows, start_worker
 
-LEASE_S = 2.0
+LEASE_S = 4.0
+"""The job lease of the tests that freeze or kill a worker: short, so its job runs again soon; not
+so short that a busy worker's heartbeat (every quarter of it) comes late."""
 
 
 def _token_client(service: Service) -> httpx.Client:
@@ -36,6 +41,8 @@ def _results_in_database(service: Service, case_id: int) -> list[tuple]:
 
 def test_a_job_whose_worker_is_killed_runs_again_and_keeps_one_result(
         tmp_path: Path, ct_file: Path) -> None:
+    """``kill -9`` of the worker process mid-job: once its lease runs out, the next worker to
+    start runs the job again (attempt 2); it ends with one result, on record and listed."""
     settings = make_settings(tmp_path / "home", workers=0, job_lease_s=LEASE_S)
     with_users(settings.home)
     server, thread, url = start_server(settings)
@@ -81,12 +88,74 @@ def test_a_job_whose_worker_is_killed_runs_again_and_keeps_one_result(
         stop_server(server, thread)
 
 
+def _file_digests(client: httpx.Client, result: dict) -> dict[str, str]:
+    return {kind: hashlib.sha256(client.get(url).content).hexdigest()
+            for kind, url in result["files"].items()}
+
+
+def test_a_worker_given_up_for_dead_that_comes_back_leaves_the_result_alone(
+        tmp_path: Path, ct_file: Path) -> None:
+    """A worker frozen (a suspended machine, a stalled disk) while it writes its outputs, long
+    enough for its job to run again elsewhere: when it wakes up it records nothing and does not
+    touch the result the other worker recorded (a planning system may have imported it)."""
+    settings = make_settings(tmp_path / "home", workers=0, job_lease_s=LEASE_S)
+    with_users(settings.home)
+    server, thread, url = start_server(settings)
+    service = Service(url, settings)
+    first = start_worker(settings, tmp_path / "worker1.log")
+    second = None
+    try:
+        with _token_client(service) as client:
+            case = _upload(client, ct_file, contour=True).json()
+            job_id = case["jobs"][0]["id"]
+            end = time.monotonic() + 180
+            while True:  # its last stages: the outputs are about to be written
+                job = client.get(f"/api/jobs/{job_id}").json()
+                if job["state"] == "running" and job["fraction"] >= 0.9:
+                    break
+                assert job["state"] in ("queued", "running"), job
+                assert time.monotonic() < end, f"job never ran:\n{first.output()}"
+                time.sleep(0.01)
+            os.kill(first.pid, signal.SIGSTOP)
+            frozen = client.get(f"/api/jobs/{job_id}").json()
+            assert (frozen["state"], frozen["attempt"]) == ("running", 1), frozen
+            time.sleep(LEASE_S + 0.5)
+
+            second = start_worker(settings, tmp_path / "worker2.log")
+            job = service.wait(client, job_id, timeout=180)
+            assert (job["state"], job["attempt"]) == ("done", 2), (job, second.output())
+            result = client.get(f"/api/results/{job['result_id']}").json()
+            recorded = _file_digests(client, result)
+            assert {"rtstruct", "seg", "report"} <= recorded.keys(), result
+
+            os.kill(first.pid, signal.SIGCONT)  # it wakes up and goes on where it was
+            end = time.monotonic() + 60
+            while f"job {job_id}: " not in first.output():  # its word on how the run ended
+                assert time.monotonic() < end and first.process.poll() is None, first.output()
+                time.sleep(0.1)
+            time.sleep(0.5)
+
+            assert client.get(f"/api/jobs/{job_id}").json() == job
+            assert _file_digests(client, result) == recorded
+            rows = database_rows(settings, "SELECT id, folder FROM results")
+            assert [row[0] for row in rows] == [job["result_id"]], rows
+            folders = sorted(p.relative_to(settings.home).as_posix()
+                             for p in (settings.home / "results").glob("*/*"))
+            assert folders == [rows[0][1]], folders  # nothing of the other attempt is left
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.process.poll() is None:
+                os.kill(worker.pid, signal.SIGCONT)
+                worker.stop()
+        stop_server(server, thread)
+
+
 @pytest.mark.parametrize("queue_file", ["kept", "lost"])
 def test_jobs_queued_when_the_server_stops_all_run_after_it_restarts(
         tmp_path: Path, ct_file: Path, queue_file: str) -> None:
     """The database is the truth about jobs: even with the queue's file gone (a Redis flushed,
     a disk replaced), the server queues its queued jobs again as it starts."""
-    settings = make_settings(tmp_path / "home", workers=0, job_lease_s=LEASE_S)
+    settings = make_settings(tmp_path / "home", workers=0)
     with_users(settings.home)
     server, thread, url = start_server(settings)
     try:
@@ -103,7 +172,7 @@ def test_jobs_queued_when_the_server_stops_all_run_after_it_restarts(
         for path in settings.home.glob("queue.db*"):
             path.unlink()
 
-    settings = make_settings(settings.home, workers=1, job_lease_s=LEASE_S)
+    settings = make_settings(settings.home, workers=1)
     server, thread, url = start_server(settings)
     service = Service(url, settings)
     try:
@@ -128,7 +197,7 @@ def _mount_tmpfs(folder: Path) -> bool:
     if os.geteuid() != 0:
         return False
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
+                          check=False, capture_output=True, text=True)
     return done.returncode == 0
 
 
@@ -149,11 +218,10 @@ def files_folder(tmp_path: Path) -> Iterator[Path]:
 
 def _fill(folder: Path) -> Path:
     filler = folder / "filler"
-    with filler.open("wb") as handle:
+    with filler.open("wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * (1 << 16))
-                handle.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
     return filler
@@ -177,6 +245,8 @@ def _mend(folder: Path, fault: str, filler: object) -> None:
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_an_upload_to_storage_that_cannot_be_written_is_507_and_keeps_nothing(
         tmp_path: Path, ct_file: Path, files_folder: Path, fault: str) -> None:
+    """Both upload routes answer 507 with the reason, record no case or job and leave no file;
+    once the storage is mended, the same upload is stored whole."""
     settings = make_settings(tmp_path / "home", workers=0)
     with_users(settings.home)
     server, thread, url = start_server(settings)

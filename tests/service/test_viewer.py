@@ -167,3 +167,21 @@ def test_the_reference_contours_are_named_as_the_models_organs(viewed) -> None:
         shown = client.get(f"/api/cases/{ids['case']}/reference/contours/axial/0").json()
         assert {s["name"] for s in shown["legend"]} == \
             {o.name for o in ids["phantom"].labels.present()}
+
+
+def test_the_body_outline_shows_in_every_view_and_sides_are_told_apart(viewed) -> None:
+    from autocontour.inference.overview import MIN_PAIR_DISTANCE
+
+    service, ids = viewed
+    with service.client(ids["token"]) as client:
+        for view in ("axial", "coronal", "sagittal"):
+            drawn = client.get(f"/api/results/{ids['result']}/contours/{view}/20").json()
+            assert "External" in {s["name"] for s in drawn["structures"]}, view
+        colours = {s["name"]: np.asarray(s["color"]) / 255 for s in
+                   client.get(f"/api/results/{ids['result']}/structures").json()}
+        for pair in ("Eye", "Parotid"):
+            distance = np.linalg.norm(colours[f"{pair}_L"] - colours[f"{pair}_R"])
+            assert distance >= MIN_PAIR_DISTANCE, pair
+        script = client.get("/static/viewer.js")
+        assert script.status_code == 200 and script.headers["cache-control"] == "no-cache"
+        assert "text/html" in client.get("/").headers["content-type"]

@@ -85,7 +85,8 @@ def _result_structures(state: State, result: Result, case: Case) -> Structures:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 f"result {result.id}: no RTSTRUCT to show")
         reference = folder / "ct" if (folder / "ct").is_dir() else case_file(state.store, case)
-        return rtstruct_structures(rtstruct, reference, _image(state, case), report)
+        body = folder / report.get("files", {}).get("body", "body.nii.gz")
+        return rtstruct_structures(rtstruct, reference, _image(state, case), report, body)
 
     return state.views.structures.get(("result", result.id), build)
 
