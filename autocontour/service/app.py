@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from autocontour import __version__
 from autocontour.errors import AutocontourError
 from autocontour.service.deps import AppState
-from autocontour.service.limits import BodyLimit
+from autocontour.service.limits import BodyLimit, LoginFirst
 from autocontour.service.queue import make_queue
 from autocontour.service.routes import auth, cases, jobs, models, results, viewer
 from autocontour.service.settings import Settings
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async def page() -> FileResponse:
             return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(LoginFirst, store=store)  # outermost: before any body is read
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:

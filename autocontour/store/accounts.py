@@ -129,6 +129,12 @@ def token_user(session: Session, token: str) -> User | None:
     return session.get(User, record.user_id)
 
 
+def token_known(session: Session, token: str) -> bool:
+    """Whether a bearer token is one of somebody's (read only: its last use is not noted)."""
+    return session.scalar(select(ApiToken.id).where(ApiToken.token_sha256 == _digest(token))) \
+        is not None
+
+
 def tokens_of(session: Session, user: User) -> list[ApiToken]:
     """``user``'s tokens, oldest first."""
     return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)

@@ -424,3 +424,35 @@ def test_every_route_but_login_and_health_needs_authentication(shared) -> None:
         health = anonymous.get("/api/health").json()
         assert health["status"] == "ok" and health["database"] == "ok"
         assert anonymous.get("/docs").status_code == 200  # the documented API
+
+
+def test_an_anonymous_upload_is_refused_before_its_body_is_read(tmp_path: Path) -> None:
+    """Without a known credential a POST/PUT gets 401 without a byte of its body being read
+    (a multipart form would otherwise be spooled to disk before the route's login check)."""
+    import asyncio
+
+    from autocontour.service import create_app
+
+    app = create_app(make_settings(tmp_path / "home", workers=0))
+    read: list[bytes] = []
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        read.append(b"x")
+        return {"type": "http.request", "body": b"x" * 65536, "more_body": True}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    for headers in ([], [(b"authorization", b"Bearer made-up")],
+                    [(b"cookie", b"autocontour_session=made-up")]):
+        scope = {"type": "http", "method": "POST", "path": "/api/cases", "raw_path": b"/api/cases",
+                 "query_string": b"", "headers": [(b"content-type",
+                                                   b"multipart/form-data; boundary=x"),
+                                                  *headers],
+                 "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
+                 "client": ("127.0.0.1", 1), "root_path": "", "state": {}}
+        read.clear()
+        sent.clear()
+        asyncio.run(app(scope, receive, send))
+        assert sent[0]["status"] == 401 and read == [], headers

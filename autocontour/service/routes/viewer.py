@@ -54,7 +54,7 @@ def image_info(case_id: Id, user: CurrentUser, session: Db, state: State) -> dic
             responses={200: {"content": {"image/png": {}}}})
 def slice_png(case_id: Id, view: View, index: Index, user: CurrentUser, session: Db,
               state: State,
-              window: Annotated[float, Query(gt=0, le=10_000)] = 400,
+              window: Annotated[float, Query(ge=1, le=10_000)] = 400,
               level: Annotated[float, Query(ge=-5_000, le=10_000)] = 40) -> Response:
     """One slice windowed (``window``, ``level`` in HU) as a grayscale PNG."""
     from autocontour.store.cases import get_case

@@ -16,6 +16,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("cases") as cases:
+        cases.alter_column("size_bytes", type_=sa.BigInteger(), existing_type=sa.Integer(),
+                           existing_nullable=False)  # 32 bits on PostgreSQL: 2 GiB uploads
         cases.add_column(sa.Column("reference_filename", sa.String(length=255), nullable=True))
         cases.add_column(sa.Column("reference_sha256", sa.String(length=64), nullable=True))
     op.create_table(
@@ -101,3 +103,5 @@ def downgrade() -> None:
     with op.batch_alter_table("cases") as cases:
         cases.drop_column("reference_sha256")
         cases.drop_column("reference_filename")
+        cases.alter_column("size_bytes", type_=sa.Integer(), existing_type=sa.BigInteger(),
+                           existing_nullable=False)
