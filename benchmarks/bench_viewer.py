@@ -74,7 +74,9 @@ def main() -> int:
                  "reference contours, slice 0 (reads the reference)":
                      timed(f"/api/cases/{cid}/reference/contours/axial/0")}
         rows: dict[str, list[float]] = {"axial PNG": [], "axial contours": [],
-                                        "axial reference contours": [], "axial slice (all 3)": [],
+                                        "axial reference contours": [],
+                                        "axial slice: PNG + contours": [],
+                                        "axial slice: all 3": [],
                                         "coronal/sagittal PNG": [],
                                         "coronal/sagittal contours": [],
                                         "axial PNG, another window": []}
@@ -85,7 +87,8 @@ def main() -> int:
             rows["axial PNG"].append(png)
             rows["axial contours"].append(mine)
             rows["axial reference contours"].append(ref)
-            rows["axial slice (all 3)"].append(png + mine + ref)
+            rows["axial slice: PNG + contours"].append(png + mine)
+            rows["axial slice: all 3"].append(png + mine + ref)
         for view in ("coronal", "sagittal"):
             for k in range(0, args.size, 8):
                 rows["coronal/sagittal PNG"].append(
@@ -116,13 +119,14 @@ def main() -> int:
         v = np.asarray(values)
         lines.append(f"{name:<32s} {len(v):5d} {np.percentile(v, 50):8.1f} "
                      f"{np.percentile(v, 95):8.1f} {np.percentile(v, 99):8.1f} {v.max():8.1f}")
-    whole = np.asarray(rows["axial slice (all 3)"])
-    verdict = "meets" if np.percentile(whole, 95) < TARGET_MS else "misses"
-    aim = "meets" if np.percentile(whole, 95) < AIM_P95_MS else "misses"
     lines.append("")
-    lines.append(f"a whole axial slice (PNG + contours + reference): p95 "
-                 f"{np.percentile(whole, 95):.1f} ms: {verdict} the {TARGET_MS:.0f} ms target, "
-                 f"{aim} the {AIM_P95_MS:.0f} ms aim")
+    for name in ("axial slice: PNG + contours", "axial slice: all 3"):
+        p95 = float(np.percentile(rows[name], 95))
+        verdict = "meets" if p95 < TARGET_MS else "misses"
+        aim = "meets" if p95 < AIM_P95_MS else "misses"
+        lines.append(f"{name} (requests one after another; the page sends them together): p95 "
+                     f"{p95:.1f} ms: {verdict} the {TARGET_MS:.0f} ms target, {aim} the "
+                     f"{AIM_P95_MS:.0f} ms aim")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.write_text(text)

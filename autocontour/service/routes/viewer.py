@@ -135,14 +135,16 @@ def _reference_structures(state: State, session: Db, case: Case) -> Structures:
 
 @router.get("/cases/{case_id}/reference/contours/{view}/{index}")
 def reference_contours(case_id: Id, view: View, index: Index, user: CurrentUser, session: Db,
-                       state: State) -> dict[str, Any]:
+                       state: State, response: Response) -> dict[str, Any]:
     """The case's reference contours on one slice (404 when it has none)."""
     from autocontour.store.cases import get_case
 
     case = get_case(session, user, case_id)
     _check_index(_image(state, case), view, index)
     drawn = _reference_structures(state, session, case)
-    return {"structures": drawn.contours(view, index),
+    response.headers.update(CACHE)
+    return {"structures": state.views.contours.get(("reference", case.id, view, index),
+                                                   lambda: drawn.contours(view, index)),
             "legend": drawn.structures if index == 0 else None}
 
 
