@@ -130,6 +130,10 @@ UNSEEN = "experiments/results/unseen/summary.json"
 TEST_SET = "experiments/results/unseen_test/summary.json"
 MODEL_JSON = "autocontour/assets/hn_phantom_default.json"
 PREDICT = "benchmarks/results/bench_predict.json"
+SERVICE = "benchmarks/results/bench_service.txt"
+UPLOAD_MEMORY = "benchmarks/results/bench_upload_memory.txt"
+STRESS = "benchmarks/results/stress_service.txt"
+VIEWER = "benchmarks/results/bench_viewer.txt"
 SMALL = ["OpticChiasm", "Pituitary", "Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R",
          "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R"]
 LARGE = ["Brainstem", "Eye_L", "Eye_R", "Lobe_Temporal_L", "Lobe_Temporal_R", "Parotid_L",
@@ -442,6 +446,39 @@ CLAIMS = [
           "quoted at the top", TEST_SET,
           lambda s: [s.json["models"]["shipped"]["mean_dice"], *_cases(s),
                      s.json["models"]["shipped"]["mean_hd95_mm"]]),
+    # the clinical service (benchmarks/results/bench_service.txt and friends)
+    Claim("then the RTSTRUCT downloaded when the `end` event arrives): {} s against {} s",
+          SERVICE, lambda s: [_num(c) for c in
+                              s.row("upload start -> RTSTRUCT downloaded / predict call")[::2]]),
+    Claim("median difference +{} s, within", SERVICE,
+          lambda s: [_num(s.row("median service - median in-process")[0].lstrip("+"))]),
+    Claim("(upload, queue wait, notification) is {} s against the job's {} s", SERVICE,
+          lambda s: [_num(c) for c in s.row("of which everything else (total - pipeline)")[::2]]),
+    Claim("RSS grew by +{} MB during a 2048 MiB raw upload and +{} MB during a 2048 MiB "
+          "multipart", UPLOAD_MEMORY,
+          lambda s: [_num(s.row("raw PUT")[6].lstrip("+")),
+                     _num(s.row("multipart POST")[6].lstrip("+"))]),
+    Claim("(the client got to send {} MiB of 256)", UPLOAD_MEMORY,
+          lambda s: [_num(s.row("raw PUT, no login")[2])]),
+    Claim("with one worker thread, {} requests/s and {} jobs per minute", STRESS,
+          lambda s: s.find(r"([\d.]+) requests/s, 20 jobs done \(([\d.]+) per minute\), 0 "
+                           r"errors", 0)),
+    Claim("two worker processes, {} requests/s and {} jobs per minute", STRESS,
+          lambda s: s.find(r"([\d.]+) requests/s, 20 jobs done \(([\d.]+) per minute\), 0 "
+                           r"errors", 1)),
+    Claim("a slice PNG p95 {} ms, its contours p95 {} ms, both together p95 {} ms", VIEWER,
+          lambda s: [s.find(r"axial PNG +\d+ +[\d.]+ +([\d.]+)")[0],
+                     s.find(r"axial contours +\d+ +[\d.]+ +([\d.]+)")[0],
+                     s.find(r"axial slice: PNG \+ contours +\d+ +[\d.]+ +([\d.]+)")[0]]),
+    Claim("with the reference's contours too {} ms", VIEWER,
+          lambda s: s.find(r"axial slice: all 3 +\d+ +[\d.]+ +([\d.]+)")),
+    Claim("upload to RTSTRUCT within {} s of the in-process job", SERVICE,
+          lambda s: [_num(s.row("median service - median in-process")[0].lstrip("+"))]),
+    Claim("tested in Debian's Chromium; a slice with its contours p95 {} ms", VIEWER,
+          lambda s: s.find(r"axial slice: PNG \+ contours +\d+ +[\d.]+ +([\d.]+)")),
+    Claim("({} s for the structures)", VIEWER,
+          lambda s: [s.find(r"structures \(parses and rasterises the RTSTRUCT\) +([\d.]+)")[0]
+                     / 1000]),
 ]
 
 
