@@ -271,6 +271,70 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dicom_node(args: argparse.Namespace) -> int:
+    from autocontour.dicom_node import load_node_config, run_node
+    from autocontour.service import load_settings
+
+    config = load_node_config(args.config, home=args.home, ae_title=args.ae_title, port=args.port,
+                              host=args.host, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                              tls_ca=args.tls_ca)
+    settings = load_settings(home=args.home, database_url=args.database_url,
+                             queue_url=args.queue_url, workers=args.workers or 0,
+                             device=args.device, threads=args.threads)
+    run_node(config, settings, announce=lambda line: print(line, file=sys.stderr))
+    return 0
+
+
+def _cmd_dicom_node_status(args: argparse.Namespace) -> int:
+    from autocontour.dicom_node import format_status, node_status
+
+    status = node_status(getattr(args, "home", None), getattr(args, "database_url", None),
+                         args.limit)
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def _add_dicom_node(sub: argparse._SubParsersAction) -> None:
+    text = ("a DICOM node: receive CT series (C-STORE), contour them as cases of the service, "
+            "send the RTSTRUCT (and SEG) back")
+    p = sub.add_parser("dicom-node", help=text, description=text + ". The settings file (YAML) "
+                       "names the owner, the accepted calling AE titles, the routing rules and "
+                       "the destinations (docs/dicom_node.md). The calling AE title allow-list "
+                       "is not security on its own: use TLS (--tls-*) or a closed network.")
+    p.add_argument("--config", default=None,
+                   help="settings file (YAML; default: dicom-node.yaml in --home)")
+    p.add_argument("--ae-title", default=None, help="our AE title (default: the settings', "
+                                                    "else AUTOCONTOUR)")
+    p.add_argument("--port", type=_at_least(0), default=None,
+                   help="port to listen on (default: the settings', else 11112)")
+    p.add_argument("--host", default=None, help="address to listen on (default: the "
+                                                "settings', else 127.0.0.1: this machine only)")
+    p.add_argument("--home", default=None, help="the store's folder (default $AUTOCONTOUR_HOME, "
+                                                "else ~/.local/share/autocontour)")
+    p.add_argument("--database-url", default=None, help="as for serve")
+    p.add_argument("--queue-url", default=None, help="as for serve (the queue the service's "
+                                                     "workers read)")
+    p.add_argument("--workers", type=_at_least(0), default=None,
+                   help="worker threads in this process (default 0: the service's workers "
+                        "run the jobs)")
+    p.add_argument("--device", default=None, help="of --workers: cpu, cuda, cuda:N or auto")
+    p.add_argument("--threads", type=_at_least(1), default=None,
+                   help="of --workers: PyTorch CPU threads")
+    p.add_argument("--tls-cert", default=None, help="TLS: our certificate (PEM)")
+    p.add_argument("--tls-key", default=None, help="TLS: its private key (PEM)")
+    p.add_argument("--tls-ca", default=None,
+                   help="TLS: callers must present a certificate this CA signed (mutual TLS)")
+    p.set_defaults(func=_cmd_dicom_node)
+    nsub = p.add_subparsers(dest="dicom_node_command", metavar="ACTION")
+    q = nsub.add_parser("status", help="the series received, their jobs and the sends")
+    q.add_argument("--home", default=argparse.SUPPRESS, help="the store's folder")
+    q.add_argument("--database-url", default=argparse.SUPPRESS, help="as for serve")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.add_argument("--limit", type=_at_least(1), default=50,
+                   help="the newest N series (default 50)")
+    q.set_defaults(func=_cmd_dicom_node_status)
+
+
 def _read_password(from_stdin: bool) -> str:
     """The new password: the first line of stdin, or typed twice at the terminal (not echoed)."""
     if from_stdin:
@@ -527,6 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--max-upload-mb", type=float, default=None,
                            help="largest upload (default 8192)")
         p.set_defaults(func=_cmd_serve if name == "serve" else _cmd_worker)
+
+    _add_dicom_node(sub)
 
     p = sub.add_parser("demo", help="run the main job on an embedded phantom case (no download)")
     p.add_argument("--out", default="autocontour-demo", help="output folder")

@@ -177,7 +177,12 @@ def test_the_cli_only_parses_calls_a_job_and_prints():
                           ("autocontour.evaluation.stats", "compare_markdown"),
                           # the service's entry points (the front end the CLI starts)
                           ("autocontour.service", "serve"), ("autocontour.service", "run_worker"),
-                          ("autocontour.service", "load_settings")}
+                          ("autocontour.service", "load_settings"),
+                          # the DICOM node's entry points
+                          ("autocontour.dicom_node", "load_node_config"),
+                          ("autocontour.dicom_node", "run_node"),
+                          ("autocontour.dicom_node", "node_status"),
+                          ("autocontour.dicom_node", "format_status")}
     tree = ast.parse(Path(cli.__file__).read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and \

@@ -158,6 +158,18 @@ BAD = [
     ("serve --queue-url amqp://x --home {d}/empty", "queue URL 'amqp://x': use redis://"),
     ("worker --home {d}/afile/home", "afile/home: cannot create the store's folder"),
     ("worker --threads 0", "--threads: must be at least 1, got 0"),
+    # dicom-node (bad settings files: tests/dicom_node/test_node_config.py)
+    ("dicom-node --config {d}/missing.yaml", "missing.yaml: no such settings file"),
+    ("dicom-node --config {d}/empty", "empty: is a folder, not a settings file"),
+    ("dicom-node --config {d}/afile", "afile: must be a mapping of settings"),
+    ("dicom-node --config {d}/x.png", "x.png: not a text (YAML) file"),
+    ("dicom-node --config {d}/bad.h5", "bad.h5: not valid YAML"),
+    ("dicom-node --home {d}/empty", "the DICOM node needs its settings: --config FILE, or"),
+    ("dicom-node --port -1 --config {d}/afile", "--port: must be at least 0, got -1"),
+    ("dicom-node --workers many", "--workers: expected a whole number, got 'many'"),
+    ("dicom-node statu", "invalid choice: 'statu'"),
+    ("dicom-node status --limit 0", "--limit: must be at least 1, got 0"),
+    ("dicom-node status --home {d}/afile/home", "afile/home: cannot create the store's folder"),
     # the command itself
     ("", "the following arguments are required: COMMAND"),
     ("contour {d}/ct", "invalid choice: 'contour'"),

@@ -134,6 +134,7 @@ SERVICE = "benchmarks/results/bench_service.txt"
 UPLOAD_MEMORY = "benchmarks/results/bench_upload_memory.txt"
 STRESS = "benchmarks/results/stress_service.txt"
 VIEWER = "benchmarks/results/bench_viewer.txt"
+NODE = "benchmarks/results/bench_dicom_node.txt"
 SMALL = ["OpticChiasm", "Pituitary", "Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R",
          "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R"]
 LARGE = ["Brainstem", "Eye_L", "Eye_R", "Lobe_Temporal_L", "Lobe_Temporal_R", "Parotid_L",
@@ -476,6 +477,20 @@ CLAIMS = [
           lambda s: [_num(s.row("median service - median in-process")[0].lstrip("+"))]),
     Claim("tested in Debian's Chromium; a slice with its contours p95 {} ms", VIEWER,
           lambda s: s.find(r"axial slice: PNG \+ contours +\d+ +[\d.]+ +([\d.]+)")),
+    # the DICOM node (benchmarks/results/bench_dicom_node.txt)
+    Claim("| last slice received → RTSTRUCT stored at dcmtk storescp (median of 3) | {} s |",
+          NODE, lambda s: s.find(r"median latency ([\d.]+) s")),
+    Claim("| the in-process predict job on the same CT, model loaded | {} s |", NODE,
+          lambda s: s.find(r"model loaded \(second of two runs\): ([\d.]+) s")),
+    Claim("| difference (target: within 3 s) | **{} s: PASS**", NODE,
+          lambda s: s.find(r"= predict \+ ([\d.]+) s")),
+    Claim("last slice to RTSTRUCT stored within {} s of the in-process job", NODE,
+          lambda s: s.find(r"= predict \+ ([\d.]+) s")),
+    Claim("every instance fsync'd before its answer) | {} slices/s", NODE,
+          lambda s: [_num(s.row("autocontour dicom-node (fsync each)")[2])]),
+    Claim("| receive rate, storescu → dcmtk storescp | {} slices/s ({} s): the node receives at "
+          "{}x", NODE, lambda s: [_num(s.row("dcmtk storescp")[2]), _num(s.row("dcmtk storescp")[1]),
+                                  s.find(r"receives at ([\d.]+)x")[0]]),
     Claim("({} s for the structures)", VIEWER,
           lambda s: [s.find(r"structures \(parses and rasterises the RTSTRUCT\) +([\d.]+)")[0]
                      / 1000]),

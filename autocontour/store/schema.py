@@ -124,3 +124,52 @@ class Review(Base):
     organs: Mapped[str] = mapped_column(Text, default="{}")
     comment: Mapped[str] = mapped_column(Text, default="")
     saved: Mapped[datetime] = mapped_column(default=now)
+
+
+class DicomSeries(Base):
+    """One reception of a DICOM series by the DICOM node (``autocontour dicom-node``): from the
+    first instance received to the case and job made of it, or the reason it was refused.
+
+    The same series sent again is a new reception (a new row); it makes the same case (the
+    store keeps uploads by content).
+    """
+
+    __tablename__ = "dicom_series"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_uid: Mapped[str] = mapped_column(String(64), index=True)
+    study_uid: Mapped[str] = mapped_column(String(64), default="")
+    calling_ae: Mapped[str] = mapped_column(String(16), default="")
+    peer: Mapped[str] = mapped_column(String(128), default="")
+    instances: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    body_part: Mapped[str] = mapped_column(String(64), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    rule: Mapped[str] = mapped_column(String(255), default="")
+    model: Mapped[str | None] = mapped_column(String(255))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    received: Mapped[datetime] = mapped_column(default=now)
+    last_received: Mapped[datetime] = mapped_column(default=now)
+    completed: Mapped[datetime | None]
+
+
+class DicomSend(Base):
+    """One destination of the contours of a received series: C-STOREd with retries, its state
+    (waiting for the job, pending, retrying, sent, failed, skipped) and the reason."""
+
+    __tablename__ = "dicom_sends"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("dicom_series.id"), index=True)
+    ae_title: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int]
+    tls: Mapped[bool] = mapped_column(default=False)
+    send_seg: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"))
+    next_attempt: Mapped[datetime | None]
+    created: Mapped[datetime] = mapped_column(default=now)
+    sent: Mapped[datetime | None]
