@@ -258,9 +258,17 @@ def _service_settings(args: argparse.Namespace) -> Any:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from autocontour.service import serve
+    settings = _service_settings(args)
+    announce = lambda line: print(line, file=sys.stderr)
+    if args.dicom_node is None:
+        from autocontour.service import serve
 
-    serve(_service_settings(args), announce=lambda line: print(line, file=sys.stderr))
+        serve(settings, announce=announce)
+        return 0
+    from autocontour.dicom_node import load_node_config, serve_with_node
+
+    config = load_node_config(args.dicom_node or None, home=settings.home)
+    serve_with_node(config, settings, announce=announce)
     return 0
 
 
@@ -299,7 +307,7 @@ def _add_dicom_node(sub: argparse._SubParsersAction) -> None:
             "send the RTSTRUCT (and SEG) back")
     p = sub.add_parser("dicom-node", help=text, description=text + ". The settings file (YAML) "
                        "names the owner, the accepted calling AE titles, the routing rules and "
-                       "the destinations (docs/dicom_node.md). The calling AE title allow-list "
+                       "the destinations (README, 'The DICOM node'). The calling AE title allow-list "
                        "is not security on its own: use TLS (--tls-*) or a closed network.")
     p.add_argument("--config", default=None,
                    help="settings file (YAML; default: dicom-node.yaml in --home)")
@@ -590,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--port", type=_at_least(0), default=None, help="default 8000")
             p.add_argument("--max-upload-mb", type=float, default=None,
                            help="largest upload (default 8192)")
+            p.add_argument("--dicom-node", nargs="?", const="", default=None, metavar="CONFIG",
+                           help="also run the DICOM node in this process, with its settings "
+                                "file (default: dicom-node.yaml in --home)")
         p.set_defaults(func=_cmd_serve if name == "serve" else _cmd_worker)
 
     _add_dicom_node(sub)

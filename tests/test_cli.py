@@ -181,6 +181,7 @@ def test_the_cli_only_parses_calls_a_job_and_prints():
                           # the DICOM node's entry points
                           ("autocontour.dicom_node", "load_node_config"),
                           ("autocontour.dicom_node", "run_node"),
+                          ("autocontour.dicom_node", "serve_with_node"),
                           ("autocontour.dicom_node", "node_status"),
                           ("autocontour.dicom_node", "format_status")}
     tree = ast.parse(Path(cli.__file__).read_text())

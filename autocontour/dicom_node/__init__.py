@@ -22,16 +22,17 @@ from typing import TYPE_CHECKING, Any
 _LAZY = {"NodeConfig": "autocontour.dicom_node.config",
          "load_node_config": "autocontour.dicom_node.config",
          "DicomNode": "autocontour.dicom_node.node", "run_node": "autocontour.dicom_node.node",
+         "serve_with_node": "autocontour.dicom_node.node",
          "node_status": "autocontour.dicom_node.status",
          "format_status": "autocontour.dicom_node.status"}
 
 if TYPE_CHECKING:
     from autocontour.dicom_node.config import NodeConfig, load_node_config
-    from autocontour.dicom_node.node import DicomNode, run_node
+    from autocontour.dicom_node.node import DicomNode, run_node, serve_with_node
     from autocontour.dicom_node.status import format_status, node_status
 
 __all__ = ["DicomNode", "NodeConfig", "format_status", "load_node_config", "node_status",
-           "run_node"]
+           "run_node", "serve_with_node"]
 
 
 def __getattr__(name: str) -> Any:

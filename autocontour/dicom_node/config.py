@@ -191,7 +191,7 @@ def load_node_config(path: str | Path | None, home: str | Path | None = None,
         if not default.is_file():
             raise InvalidInputError(
                 f"the DICOM node needs its settings: --config FILE, or {default} (owner, "
-                "calling AE titles, rules, destinations; see docs/dicom_node.md)")
+                "calling AE titles, rules, destinations; see the README, 'The DICOM node')")
         path = default
     path = Path(path)
     name = str(path)

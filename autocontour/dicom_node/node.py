@@ -171,3 +171,28 @@ def run_node(config: NodeConfig, settings: Settings,
         stop.wait()
     finally:
         node.stop()
+
+
+def serve_with_node(config: NodeConfig, settings: Settings,
+                    announce: Callable[[str], None] | None = None) -> None:
+    """``autocontour serve --dicom-node``: the service and, beside it in the same process, the
+    DICOM node on the same store and queue (the service's worker threads run the node's jobs).
+    Ctrl-C or SIGTERM stops both.
+
+    Raises:
+        InvalidInputError: as :class:`DicomNode` and :func:`~autocontour.service.run.serve`
+            (nothing is left listening).
+    """
+    from autocontour.service.run import serve
+
+    # no worker threads of the node's own: the server's run its jobs
+    node = DicomNode(config, settings.model_copy(update={"workers": 0}))
+    node.start()
+    try:
+        if announce is not None:
+            announce(f"DICOM node {config.ae_title} listening on {config.host}:{node.port}"
+                     f"{' (TLS)' if config.tls else ''}; series become cases of "
+                     f"{config.owner}")
+        serve(settings, announce)
+    finally:
+        node.stop()
