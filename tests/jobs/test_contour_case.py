@@ -123,3 +123,32 @@ def test_a_worker_given_up_for_dead_records_nothing(stored_case, monkeypatch) ->
     with store.session() as session:
         assert session.get(states.Job, job.id).state == "running"  # still the second's
         assert session.scalar(select(func.count()).select_from(Result)) == 0
+
+
+def test_an_attempt_that_finishes_after_losing_its_job_removes_its_own_outputs(stored_case
+                                                                               ) -> None:
+    """The job is taken over after the first worker wrote its outputs (its last stage): it
+    records nothing and removes its own folder; the job is the second attempt's."""
+    from autocontour.jobs import RunJobRequest, run_contour_job
+    from autocontour.store import jobs as states
+    from autocontour.store.jobs import add_job
+
+    home, case_id = stored_case
+    store = open_store(home)
+    with store.session() as session:
+        alice = session.scalar(select(User).where(User.name == "alice"))
+        job = add_job(session, get_case(session, alice, case_id))
+
+    def meanwhile(p) -> None:
+        if p.stage == "write":  # outputs written: another worker takes the job over now
+            with store.session() as session:
+                session.execute(states.update(states.Job).values(state="queued"))
+                session.commit()
+                assert states.claim(session, job.id, "second") == 2
+
+    first = run_contour_job(store, RunJobRequest(job.id, "first", "cpu"), progress=meanwhile)
+    assert first.state == "skipped" and "taken by another worker" in first.message
+    assert not (home / "results" / str(case_id) / str(job.id)).exists()
+    with store.session() as session:
+        assert session.get(states.Job, job.id).attempt == 2
+        assert session.get(states.Job, job.id).result_id is None

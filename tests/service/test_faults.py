@@ -95,9 +95,12 @@ def _file_digests(client: httpx.Client, result: dict) -> dict[str, str]:
 
 def test_a_worker_given_up_for_dead_that_comes_back_leaves_the_result_alone(
         tmp_path: Path, ct_file: Path) -> None:
-    """A worker frozen (a suspended machine, a stalled disk) while it writes its outputs, long
-    enough for its job to run again elsewhere: when it wakes up it records nothing and does not
-    touch the result the other worker recorded (a planning system may have imported it)."""
+    """A worker frozen (a suspended machine, a stalled disk) in the middle of its job, long
+    enough for the job to run again elsewhere: when it wakes up it records nothing and does not
+    touch the result the other worker recorded (a planning system may have imported it).
+    (Frozen once its pipeline runs, not at the very end: on a loaded machine the last stages
+    can pass between two polls. The attempt that finishes its outputs after losing the job is
+    tested in tests/jobs/test_contour_case.py.)"""
     settings = make_settings(tmp_path / "home", workers=0, job_lease_s=LEASE_S)
     with_users(settings.home)
     server, thread, url = start_server(settings)
@@ -109,9 +112,9 @@ def test_a_worker_given_up_for_dead_that_comes_back_leaves_the_result_alone(
             case = _upload(client, ct_file, contour=True).json()
             job_id = case["jobs"][0]["id"]
             end = time.monotonic() + 180
-            while True:  # its last stages: the outputs are about to be written
+            while True:  # its pipeline runs
                 job = client.get(f"/api/jobs/{job_id}").json()
-                if job["state"] == "running" and job["fraction"] >= 0.9:
+                if job["state"] == "running" and job["fraction"] >= 0.3:
                     break
                 assert job["state"] in ("queued", "running"), job
                 assert time.monotonic() < end, f"job never ran:\n{first.output()}"
