@@ -56,7 +56,7 @@ def test_a_job_whose_worker_is_killed_runs_again_and_keeps_one_result(
             end = time.monotonic() + 180
             while True:  # well into the contouring: past loading the model and preprocessing
                 job = client.get(f"/api/jobs/{job_id}").json()
-                if job["state"] == "running" and job["fraction"] >= 0.5:
+                if job["state"] == "running" and job["fraction"] >= 0.3:
                     break
                 assert job["state"] in ("queued", "running"), job
                 assert time.monotonic() < end, f"job never ran:\n{first.output()}"
