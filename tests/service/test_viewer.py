@@ -164,8 +164,8 @@ def test_a_review_is_saved_as_versions_and_exported_with_the_result(viewed) -> N
 def test_the_reference_contours_are_named_as_the_models_organs(viewed) -> None:
     service, ids = viewed
     with service.client(ids["token"]) as client:
-        shown = client.get(f"/api/cases/{ids['case']}/reference/contours/axial/0").json()
-        assert {s["name"] for s in shown["legend"]} == \
+        shown = client.get(f"/api/cases/{ids['case']}/reference/structures").json()
+        assert {s["name"] for s in shown} == \
             {o.name for o in ids["phantom"].labels.present()}
 
 

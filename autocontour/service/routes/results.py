@@ -35,7 +35,7 @@ def result_of(session: Db, user: User, result_id: int) -> tuple[Result, Case]:
     return result, case
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())  # type: ignore[no-any-return]
     except (OSError, ValueError):
@@ -45,7 +45,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _files(folder: Path) -> dict[str, str]:
     """kind -> file name of what a result folder holds (report.json's list, and the
     comparison when there is one)."""
-    files = dict((_read_json(folder / "report.json") or {}).get("files", {}))
+    files = dict((read_json(folder / "report.json") or {}).get("files", {}))
     if (folder / COMPARISON).is_file():
         files["comparison"] = COMPARISON
     return files
@@ -54,7 +54,7 @@ def _files(folder: Path) -> dict[str, str]:
 def describe(state: State, session: Db, result: Result) -> ResultOut:
     """A result as the API shows it: its model, its files' URLs, organ volumes, warnings."""
     folder = state.store.home / result.folder
-    report = _read_json(folder / "report.json") or {}
+    report = read_json(folder / "report.json") or {}
     files = {kind: f"/api/results/{result.id}/files/{kind}" for kind in KINDS
              if kind in _files(folder)}
     job = session.scalar(select(Job.id).where(Job.result_id == result.id))
@@ -63,7 +63,7 @@ def describe(state: State, session: Db, result: Result) -> ResultOut:
                      model_sha256=result.model_sha256, created=result.created, files=files,
                      archive=f"/api/results/{result.id}/archive",
                      organs=report.get("organs", []), warnings=report.get("warnings", []),
-                     comparison=_read_json(folder / COMPARISON))
+                     comparison=read_json(folder / COMPARISON))
 
 
 @router.get("/{result_id}", response_model=ResultOut)

@@ -3,7 +3,6 @@ result's and the case's reference), and the clinician's review of a result."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -18,7 +17,7 @@ from autocontour.service.display import (
     labelmap_structures,
     rtstruct_structures,
 )
-from autocontour.service.routes.results import result_of
+from autocontour.service.routes.results import read_json, result_of
 from autocontour.store.schema import Case, Result
 
 router = APIRouter(prefix="/api", tags=["viewer"])
@@ -68,10 +67,7 @@ def slice_png(case_id: Id, view: View, index: Index, user: CurrentUser, session:
 
 
 def _report(state: State, result: Result) -> dict[str, Any]:
-    try:
-        return json.loads((state.store.home / result.folder / "report.json").read_text())  # type: ignore[no-any-return]
-    except (OSError, ValueError):
-        return {}
+    return read_json(state.store.home / result.folder / "report.json") or {}
 
 
 def _result_structures(state: State, result: Result, case: Case) -> Structures:
@@ -133,6 +129,16 @@ def _reference_structures(state: State, session: Db, case: Case) -> Structures:
     return state.views.structures.get(("reference", case.id), build)
 
 
+@router.get("/cases/{case_id}/reference/structures")
+def reference_structures(case_id: Id, user: CurrentUser, session: Db, state: State
+                         ) -> list[dict[str, Any]]:
+    """The structures of the case's reference contours: name, colour, type (404 when it has
+    none)."""
+    from autocontour.store.cases import get_case
+
+    return _reference_structures(state, session, get_case(session, user, case_id)).structures
+
+
 @router.get("/cases/{case_id}/reference/contours/{view}/{index}")
 def reference_contours(case_id: Id, view: View, index: Index, user: CurrentUser, session: Db,
                        state: State, response: Response) -> dict[str, Any]:
@@ -144,8 +150,7 @@ def reference_contours(case_id: Id, view: View, index: Index, user: CurrentUser,
     drawn = _reference_structures(state, session, case)
     response.headers.update(CACHE)
     return {"structures": state.views.contours.get(("reference", case.id, view, index),
-                                                   lambda: drawn.contours(view, index)),
-            "legend": drawn.structures if index == 0 else None}
+                                                   lambda: drawn.contours(view, index))}
 
 
 # --- reviews ---------------------------------------------------------------------------------
