@@ -46,23 +46,34 @@ FIRST_SEED = 90001
 
 TITLES = {"head-neck": "head & neck", "pelvis": "pelvis"}
 PELVIS_OARS = ("Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R")
+#: The head-and-neck organs of 9-60 voxels on the 2 mm grid (clinical-resolution summary).
+SMALL_ORGANS = ("OpticChiasm", "Pituitary", "Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R",
+                "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R")
 
 
 def score_models(models: Mapping[str, Any], seeds: Sequence[int],
-                 progress: bool = True, site: str = "head-neck") -> list[dict[str, Any]]:
+                 progress: bool = True, site: str = "head-neck",
+                 pixels: int | None = None) -> list[dict[str, Any]]:
     """Rows of ``evaluate_case`` (plus ``model`` and ``seconds``) for every model and phantom.
 
     Args:
         models: label -> a :class:`~autocontour.inference.Contourer`.
         seeds: phantom seeds.
         site: the phantoms' body site ("head-neck" or "pelvis").
+        pixels: render each phantom with ``pixels`` x ``pixels`` slices over the same field of
+            view and slices (512: 0.51 mm pixels for head and neck, as a clinic CT); None: the
+            site's default grid.
     """
     from autocontour.evaluation import evaluate_case
     from autocontour.phantoms import make_case
+    from autocontour.phantoms.head_neck import DEFAULT_SHAPE_HN
+    from autocontour.phantoms.pelvis import DEFAULT_SHAPE_PELVIS
 
+    default = {"head-neck": DEFAULT_SHAPE_HN, "pelvis": DEFAULT_SHAPE_PELVIS}[site]
+    shape = None if pixels is None else (default[0], pixels, pixels)
     rows = []
     for seed in seeds:
-        case = make_case(site, seed)
+        case = make_case(site, seed, shape)
         truth = case.labels.array
         for label, contourer in models.items():
             started = time.perf_counter()
@@ -123,6 +134,10 @@ def tables(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> tuple[
             "mean_hd95_mm": float(np.mean(hd)) if hd else math.nan,
             **({"oar_mean_dice": float(np.mean([organ_dice[o] for o in PELVIS_OARS]))}
                if set(PELVIS_OARS) <= set(organ_dice) else {}),
+            **({"small_organ_dice": float(np.mean([organ_dice[o] for o in SMALL_ORGANS])),
+                "other_organ_dice": float(np.mean([d for o, d in organ_dice.items()
+                                                   if o not in SMALL_ORGANS]))}
+               if set(SMALL_ORGANS) <= set(organ_dice) else {}),
             "organs_missed": sum(int(e["n_one_empty"]) for e in per_model[m].values()),
             "seconds_per_case": seconds}
         mean_line += [f"**{_fmt(summary['models'][m]['mean_dice'])}**",
@@ -133,8 +148,9 @@ def tables(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> tuple[
     legend = ("Mean over cases of each organ's Dice (sample sd) and HD95 on the CT's own grid; "
               "* = the organ was missed (or drawn where the truth has none) in some case, whose "
               "HD95 is left out of that mean.")
+    grid = f", {meta['pixels']}x{meta['pixels']} pixels" if meta.get("pixels") else ""
     lines = [(f"# Unseen {TITLES[meta.get('site', 'head-neck')]} phantoms: {len(cases)} cases (seeds "
-             f"{meta['seeds']})"), "",
+             f"{meta['seeds']}{grid})"), "",
              command, "", legend, "", markdown_table(head, body), ""]
     for m in models:
         s = summary["models"][m]
@@ -144,7 +160,10 @@ def tables(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> tuple[
                      f"missed or spurious over all cases; {s['seconds_per_case']:.1f} s per "
                      "case (model grid to labels on the CT grid)."
                      + (f" Mean over the organs-at-risk ({', '.join(PELVIS_OARS)}): "
-                        f"{s['oar_mean_dice']:.3f}." if "oar_mean_dice" in s else ""))
+                        f"{s['oar_mean_dice']:.3f}." if "oar_mean_dice" in s else "")
+                     + (f" The {len(SMALL_ORGANS)} small organs ({', '.join(SMALL_ORGANS)}): "
+                        f"{s['small_organ_dice']:.3f}; the others {s['other_organ_dice']:.3f}."
+                        if "small_organ_dice" in s else ""))
     if len(models) == 2:
         a, b = models
         table = compare_models([r for r in rows if r["model"] == a],
@@ -174,7 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("experiments/results/unseen"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--site", choices=("head-neck", "pelvis"), default="head-neck")
+    parser.add_argument("--pixels", type=int, default=None, metavar="N",
+                        help="render N x N slices over the same field of view (512: 0.51 mm "
+                             "pixels for head and neck, as a clinic's CT); default the "
+                             "site's own grid (128)")
     args = parser.parse_args(argv)
+    if args.pixels is not None and not 32 <= args.pixels <= 1024:
+        parser.error("--pixels must lie in 32..1024")
     if args.cases < 1:
         parser.error("--cases must be at least 1")
     import torch
@@ -192,8 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("two models share a label; name them LABEL=PATH")
     seeds = list(range(args.first_seed, args.first_seed + args.cases))
     started = time.perf_counter()
-    rows = score_models(models, seeds, site=args.site)
-    meta = {"site": args.site, "command": "python experiments/unseen_phantoms.py " + " ".join(
+    rows = score_models(models, seeds, site=args.site, pixels=args.pixels)
+    meta = {"site": args.site, "pixels": args.pixels, "command": "python experiments/unseen_phantoms.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
             "seconds": time.perf_counter() - started, "threads": args.threads,
             "seeds": f"{seeds[0]}-{seeds[-1]}",

@@ -50,6 +50,7 @@ from autocontour.inference.model_file import load_model
 from autocontour.jobs import BuildModelRequest, MemberPlan, Progress, build_model
 from autocontour.jobs.model_building import update_training_record
 from autocontour.organs import HEAD_NECK, PELVIS, OrganSet
+from autocontour.phantoms import make_case
 from autocontour.phantoms.export import write_cases
 
 ASSETS = Path(__file__).resolve().parent.parent / "autocontour" / "assets"
@@ -67,9 +68,29 @@ def _epochs(n: int, scale: float) -> int:
     return max(1, round(n * scale))
 
 
-def hn_plans(scale: float = 1.0) -> list[MemberPlan]:
-    """Head and neck: 2-D, 3-D and 3-D-small members; ``scale`` multiplies the epochs."""
+#: The organs the head-and-neck model's member on the 1 mm grid contours (9-60 voxels each on
+#: the 2 mm grid: the small organs that lose most when a 0.5 mm CT is resampled to 2 mm).
+FINE_ORGANS = ("Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R", "OpticChiasm", "Pituitary",
+               "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R")
+FINE_MARGIN_MM = 10.0
+
+
+def hn_plans(scale: float = 1.0, work: Path | None = None) -> list[MemberPlan]:
+    """Head and neck: 2-D, 3-D and 3-D-small members and, given the build folder ``work``
+    (whose ``dataset_fine`` holds the same phantoms rendered at 1 mm), the 1 mm member;
+    ``scale`` multiplies the epochs."""
     small_weights = {o: (1.0 if o in SMALL_ROI_ORGANS else 0.0) for o in HEAD_NECK.names}
+    fine_weights = {o: (1.0 if o in FINE_ORGANS else 0.0) for o in HEAD_NECK.names}
+    fine = [] if work is None else [
+        MemberPlan("3d_fine", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
+                       "channels": [8, 16, 32, 48],
+                       "strides": [[1, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]]}},
+                   "patch_size": [16, 96, 96], "batch_size": 2,
+                   "epochs": _epochs(10, scale), "steps_per_epoch": 100,
+                   "val_every": _epochs(10, scale), "organs": list(FINE_ORGANS),
+                   "sampling": {"foreground_fraction": 0.9, "organ_sampling": fine_weights}},
+                   roi=RoiSpec((16, 96, 96), FINE_ORGANS, "2d", FINE_MARGIN_MM),
+                   dataset=work / "dataset_fine")]
     return [
         MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D",
                                                 "kwargs": {"channels": [16, 32, 64, 128, 192]}},
@@ -87,10 +108,11 @@ def hn_plans(scale: float = 1.0) -> list[MemberPlan]:
                        "sampling": {"foreground_fraction": 0.9,
                                     "organ_sampling": small_weights}},
                    roi=RoiSpec(SMALL_ROI_SIZE, SMALL_ROI_ORGANS, "2d")),
+        *fine,
     ]
 
 
-def pelvis_plans(scale: float = 1.0) -> list[MemberPlan]:
+def pelvis_plans(scale: float = 1.0, work: Path | None = None) -> list[MemberPlan]:
     """Pelvis: seed 000's 2-D residual U-Net and seed 002's 3-D CTV U-Net (best switches)."""
     return [
         MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D",
@@ -114,7 +136,9 @@ class Site:
     organs: OrganSet
     first_seed: int       # phantom seeds first_seed .. first_seed + cases - 1
     recipe: Recipe
-    plans: Callable[[float], list[MemberPlan]]
+    plans: Callable[[float, Path | None], list[MemberPlan]]
+    fine_pixels: int | None = None  # the same phantoms rendered with N x N slices ...
+    fine_recipe: Recipe | None = None  # ... for a member on a finer grid, with its recipe
 
 
 SITES = {
@@ -123,7 +147,11 @@ SITES = {
         # interpolated; clinic CTs (0.5-1 mm pixels) are resampled to it
         "hn-phantom-2mm", (Resample(spacing=(2.03125, 2.03125, 3.0)), CropBody(),
                            ClipIntensity(-1000.0, 1500.0),
-                           ZScore(mode="foreground", threshold=-500.0))), hn_plans),
+                           ZScore(mode="foreground", threshold=-500.0))), hn_plans,
+        # the same phantoms at 256 x 256 (1.016 mm): the small organs' member
+        256, Recipe("hn-phantom-1mm", (Resample(spacing=(1.015625, 1.015625, 3.0)), CropBody(),
+                                       ClipIntensity(-1000.0, 1500.0),
+                                       ZScore(mode="foreground", threshold=-500.0)))),
     "pelvis": Site("pelvis_phantom_default", "pelvis", PELVIS, 2000, Recipe(
         # the phantoms' own spacing (420 mm / 128 px, 3 mm slices); seed 002's window in HU
         "pelvis-phantom-3mm", (Resample(spacing=(3.28125, 3.28125, 3.0)),
@@ -137,15 +165,31 @@ FIRST_CASE_SEED = SITES["head-neck"].first_seed
 plans = hn_plans
 
 
-def make_dataset(work: Path, cases: int, site: Site = SITES["head-neck"]) -> Path:
-    """Phantoms -> data set (with the site's recipe as its own recipe); re-used when present."""
-    folder = DatasetFolder(work / "dataset")
-    if folder.saved_recipe() != site.recipe:  # the import saves the fingerprint's recipe
-        if (work / "phantoms").exists():
-            shutil.rmtree(work / "phantoms")
-        write_cases(site.phantom, cases, work / "phantoms", seed=site.first_seed, dicom=False)
-        import_dataset(work / "phantoms", folder.path, organs=site.organs)
-        folder.save_recipe(site.recipe)
+def make_dataset(work: Path, cases: int, site: Site = SITES["head-neck"], *,
+                 fine: bool = False) -> Path:
+    """Phantoms -> data set (with the site's recipe as its own recipe); re-used when present.
+
+    ``fine``: the same seeds rendered with ``site.fine_pixels`` pixels a side (same field of
+    view and slices) into ``dataset_fine``, with ``site.fine_recipe``.
+    """
+    suffix = "_fine" if fine else ""
+    recipe = site.fine_recipe if fine else site.recipe
+    assert recipe is not None
+    folder = DatasetFolder(work / f"dataset{suffix}")
+    if folder.saved_recipe() != recipe:  # the import saves the fingerprint's recipe
+        phantoms = work / f"phantoms{suffix}"
+        if phantoms.exists():
+            shutil.rmtree(phantoms)
+        if folder.path.exists():
+            shutil.rmtree(folder.path)
+        shape = None
+        if fine:
+            default = make_case(site.phantom, site.first_seed).ct.shape
+            shape = (default[0], site.fine_pixels, site.fine_pixels)
+        write_cases(site.phantom, cases, phantoms, seed=site.first_seed, shape=shape,
+                    dicom=False)
+        import_dataset(phantoms, folder.path, organs=site.organs)
+        folder.save_recipe(recipe)
     return folder.path
 
 
@@ -187,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         update_training_record(out, make_dataset(work, args.cases, site))
         report = json.loads(summary.read_text()) if summary.is_file() else {}
     else:
+        dataset = make_dataset(work, args.cases, site)
+        if site.fine_recipe is not None:
+            make_dataset(work, args.cases, site, fine=True)
+        plans = site.plans(args.scale, work if site.fine_recipe is not None else None)
         result = build_model(BuildModelRequest(
-            make_dataset(work, args.cases, site), work / "fold_0", tuple(site.plans(args.scale)), name=site.model.replace(
-                "_", "-"), model_path=out, fold=0, folds=5,
+            dataset, work / "fold_0", tuple(plans), name=site.model.replace("_", "-"),
+            model_path=out, fold=0, folds=5,
             info={"command": command, "site": site.phantom,
                   "phantom_seeds": [site.first_seed, site.first_seed + args.cases - 1],
                   "seed": SEED, "torch_threads": args.threads}), progress=_log)

@@ -76,3 +76,61 @@ def test_build_trains_members_chooses_the_rule_and_writes_a_usable_model(tmp_pat
     build_model(BuildModelRequest(dataset, tmp_path / "runs", tuple(plans), name="t",
                                   model_path=tmp_path / "t.pt", fold=0, folds=2))
     assert (tmp_path / "runs" / "3d" / "last.pt").stat().st_mtime_ns == stamp
+
+
+def test_a_member_on_its_own_finer_data_set_is_validated_at_its_resolution(tmp_path: Path):
+    """The same cases rendered finer: the member keeps that recipe; the splits are shared."""
+    coarse, fine = tmp_path / "ds", tmp_path / "ds_fine"
+    for folder, shape, spacing in ((coarse, (16, 48, 48), 8.0), (fine, (16, 96, 96), 4.0)):
+        write_cases("head-neck", 4, folder.with_name(folder.name + "_src"), seed=10,
+                    shape=shape, dicom=False, progress=False)
+        import_dataset(folder.with_name(folder.name + "_src"), folder, organs=HEAD_NECK,
+                       progress=False)
+        DatasetFolder(folder).save_recipe(Recipe(f"t{spacing:g}", (
+            Resample(spacing=(spacing, spacing, 6.0)), ClipIntensity(-1000.0, 1500.0),
+            ZScore(mode="foreground", threshold=-500.0))))
+    small = ("Lens_L", "Lens_R", "Eye_L", "Eye_R")
+    plans = [
+        MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D", "kwargs": {
+            "channels": [4, 8]}}, "patch_size": [1, 16, 16], "batch_size": 2}),
+        MemberPlan("fine", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
+            "channels": [4, 8], "strides": [[1, 2, 2]] * 2}}, "patch_size": [4, 16, 16],
+            "batch_size": 1, "organs": list(small)},
+            roi=RoiSpec((4, 16, 16), small, "2d", 8.0), dataset=fine),
+    ]
+    result = build_model(BuildModelRequest(coarse, tmp_path / "runs", tuple(plans), name="t",
+                                           model_path=tmp_path / "t.pt", fold=0, folds=2))
+    assert DatasetFolder(fine).splits(2) == DatasetFolder(coarse).splits(2)
+    model = load_model(result.path)
+    member = model.members["fine"]
+    assert member.recipe is not None and member.recipe.name == "t4"
+    assert model.recipe.name == "t8" and model.members["2d"].recipe is None
+    assert all(model.rule[o] == "2d" for o in HEAD_NECK.names if o not in small)
+    saved = json.loads((tmp_path / "runs" / "validation.json").read_text())
+    own = saved["own_grid"]["fine"]
+    assert set(own["cases"]) == set(model.info["val_cases"])
+    for organ, scores in own["dice"].items():
+        assert organ in small and scores["rule_member"] == "2d"
+        winner = "fine" if scores["own"] is not None and (
+            scores["rule"] is None or scores["own"] > scores["rule"]) else "2d"
+        assert model.rule[organ] == winner
+    assert "fine" not in next(iter(saved["cases"].values()))  # not scored on the model grid
+    labels = Contourer(model).predict(head_neck_case(99, (16, 96, 96)).ct)
+    assert labels.shape == (16, 96, 96)
+
+
+def test_a_member_data_set_with_other_cases_is_refused(tmp_path: Path):
+    from autocontour.errors import InvalidInputError
+
+    for name, seed in (("ds", 10), ("other", 20)):
+        write_cases("head-neck", 2, tmp_path / f"{name}_src", seed=seed, shape=(16, 32, 32),
+                    dicom=False, progress=False)
+        import_dataset(tmp_path / f"{name}_src", tmp_path / name, organs=HEAD_NECK,
+                       progress=False)
+    DatasetFolder(tmp_path / "ds").save_splits([{"train": ["a"], "val": ["b"]}] * 2)
+    plans = (MemberPlan("fine", {**COMMON, "network": {"name": "UNet3D"},
+                                 "patch_size": [4, 16, 16]}, dataset=tmp_path / "other"),)
+    with pytest.raises(InvalidInputError, match="holds other cases"):
+        build_model(BuildModelRequest(tmp_path / "ds", tmp_path / "runs", plans, name="t",
+                                      model_path=tmp_path / "t.pt", fold=0, folds=2))
+    assert not (tmp_path / "t.pt").exists() and not (tmp_path / "runs" / "fine").exists()

@@ -47,11 +47,12 @@ from autocontour.organs import OrganSet
 CHECKPOINT = "autocontour-checkpoint"
 MODEL = "autocontour-model"
 #: The format version each kind is written in.
-VERSIONS = {CHECKPOINT: 1, MODEL: 2}
+VERSIONS = {CHECKPOINT: 1, MODEL: 3}
 #: The versions each kind can be read in. Model files of version 1 (before the training record
 #: of the anatomy checks, kept in ``expect["record"]`` since version 2) still load: the reader of
-#: the model gives them no record.
-READABLE = {CHECKPOINT: (1,), MODEL: (1, 2)}
+#: the model gives them no record. Version 3 added a member's own recipe (a member on a finer
+#: grid, optional key ``recipe``); files of version 2 read as they are.
+READABLE = {CHECKPOINT: (1,), MODEL: (1, 2, 3)}
 ENVELOPE = ("format", "version", "autocontour_version")
 #: Every key of each kind besides the envelope.
 KEYS: dict[str, tuple[str, ...]] = {
@@ -63,6 +64,8 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 #: Every key of one member of a model file.
 MEMBER_KEYS = ("network", "state_dict", "patch_size", "roi", "dtype")
+#: Keys a member may have (version 3): its own preprocessing recipe.
+OPTIONAL_MEMBER_KEYS = ("recipe",)
 _NAMES = {CHECKPOINT: "training checkpoint", MODEL: "model file"}
 
 
@@ -132,7 +135,8 @@ def read_file(path: str | Path, kinds: tuple[str, ...] = (CHECKPOINT, MODEL),
         found = f" (it is a {_NAMES[kind]})" if kind in _NAMES else ""
         raise InvalidInputError(f"{path}: not an autocontour {wanted}{found}")
     if data.get("version") not in READABLE[kind]:
-        versions = " and ".join(str(v) for v in READABLE[kind])
+        *most, last = (str(v) for v in READABLE[kind])
+        versions = f"{', '.join(most)} and {last}" if most else last
         raise InvalidInputError(
             f"{path}: {_NAMES[kind]} format version {data.get('version')!r}, written by "
             f"autocontour {data.get('autocontour_version')}; this autocontour ({__version__}) "
@@ -143,15 +147,17 @@ def read_file(path: str | Path, kinds: tuple[str, ...] = (CHECKPOINT, MODEL),
         if not isinstance(data["members"], dict) or not data["members"]:
             raise InvalidInputError(f"{path}: model file without members")
         for name, member in data["members"].items():
-            _check_keys(path, f"model file member {name!r}", member, MEMBER_KEYS)
+            _check_keys(path, f"model file member {name!r}", member, MEMBER_KEYS,
+                        OPTIONAL_MEMBER_KEYS)
     return data
 
 
-def _check_keys(path: Path, what: str, data: Any, keys: tuple[str, ...]) -> None:
+def _check_keys(path: Path, what: str, data: Any, keys: tuple[str, ...],
+                optional: tuple[str, ...] = ()) -> None:
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path}: malformed {what} (not a mapping)")
     missing = [k for k in keys if k not in data]
-    unknown = sorted(str(k) for k in data if k not in keys)
+    unknown = sorted(str(k) for k in data if k not in keys and k not in optional)
     if missing:
         raise InvalidInputError(f"{path}: incomplete {what}, missing {', '.join(missing)}")
     if unknown:

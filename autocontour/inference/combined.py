@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from autocontour.data.recipes import Recipe
 from autocontour.errors import InvalidInputError, did_you_mean
 from autocontour.inference.checks import InputExpectations
+from autocontour.io.volume import Geometry, Volume
 from autocontour.models.inferer import SlidingWindowInferer
 from autocontour.organs import OrganSet
 
@@ -42,26 +43,39 @@ SMALL_ROI_ORGANS = ("OpticChiasm", "Pituitary")
 
 @dataclass(frozen=True)
 class RoiSpec:
-    """Where a region member runs: a box of ``size`` centred on another member's prediction.
+    """Where a region member runs, placed by another member's prediction.
+
+    Two kinds of region:
+
+    * ``margin_mm`` None (seed 004's 3-D-small): a box of ``size`` voxels of the model grid
+      centred on the centroid of the centring member's prediction of ``organs``;
+    * ``margin_mm`` set (a member on its own, finer grid): the bounding box of that prediction
+      grown by ``margin_mm`` on every side, on the member's grid, and at least ``size`` voxels.
 
     Attributes:
-        size: (z, y, x) voxels on the model grid.
-        organs: the organs whose predicted centroid (of their union) centres the box.
-        centre_from: the member whose prediction places the box.
+        size: (z, y, x) voxels: the box (fixed kind) or its smallest size (bounding-box kind).
+        organs: the organs whose prediction (their union) places the box.
+        centre_from: the whole-volume member whose prediction places the box.
+        margin_mm: the bounding-box kind's margin; None for the fixed kind.
     """
 
     size: tuple[int, int, int]
     organs: tuple[str, ...]
     centre_from: str
+    margin_mm: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": list(self.size), "organs": list(self.organs),
-                "centre_from": self.centre_from}
+        out: dict[str, Any] = {"size": list(self.size), "organs": list(self.organs),
+                               "centre_from": self.centre_from}
+        if self.margin_mm is not None:
+            out["margin_mm"] = float(self.margin_mm)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RoiSpec:
+        margin = data.get("margin_mm")
         return cls(tuple(int(s) for s in data["size"]), tuple(data["organs"]),
-                   str(data["centre_from"]))
+                   str(data["centre_from"]), None if margin is None else float(margin))
 
 
 @dataclass
@@ -73,12 +87,50 @@ class Member:
         net: the network (eval mode), output channel c = label value c.
         patch_size: its sliding window (z, y, x); z is 1 for a 2-D network.
         roi: for a region member, where it runs; None for a whole-volume member.
+        recipe: the member's own preprocessing (a finer grid than the model's, for small
+            organs: seed 004's 3-D-small idea at clinical resolution); None: the model's.
+            A member with its own recipe is a region member with a bounding-box region.
     """
 
     name: str
     net: nn.Module
     patch_size: tuple[int, int, int]
     roi: RoiSpec | None = None
+    recipe: Recipe | None = None
+
+
+@dataclass
+class FinePart:
+    """Probabilities a member on its own grid gave, for its organs, in its box.
+
+    Attributes:
+        member: the member's name.
+        probabilities: ``(classes, z, y, x)`` float32 on ``geometry``: the member's organs
+            (every other organ 0) and the background ``1 - max`` of them.
+        geometry: the box on the member's grid (LPS, mm; the CT's Frame of Reference).
+        organs: the organs it gives.
+    """
+
+    member: str
+    probabilities: Tensor
+    geometry: Geometry
+    organs: list[str]
+
+
+@dataclass
+class Combined:
+    """What :func:`combined_probabilities` returns.
+
+    Attributes:
+        probabilities: ``(classes, Z, Y, X)`` on the model grid; organs that a member on its own
+            grid gives are 0 here (the background takes their place) and come in ``parts``.
+        warnings: e.g. a region member that could not be placed and fell back to another.
+        parts: what members on their own grid gave (painted over the labels after regridding).
+    """
+
+    probabilities: Tensor
+    warnings: list[str]
+    parts: list[FinePart] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +175,9 @@ class ContourModel:
                 raise InvalidInputError(f"model {self.name!r}: organ {organ} comes from member "
                                         f"{member!r}, which the model does not have")
         for m in self.members.values():
+            if m.recipe is not None and (m.roi is None or m.roi.margin_mm is None):
+                raise InvalidInputError(f"model {self.name!r}: member {m.name!r} has its own "
+                                        "grid but no bounding-box region (roi.margin_mm)")
             if m.roi is None:
                 continue
             source = self.members.get(m.roi.centre_from)
@@ -185,7 +240,8 @@ StageHook = Callable[[str], None]
 
 def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequence[str],
                            tta: bool = False, device: torch.device | str = "cpu",
-                           on_stage: StageHook | None = None) -> tuple[Tensor, list[str]]:
+                           on_stage: StageHook | None = None, grid: Geometry | None = None,
+                           canonical: Volume | None = None) -> Combined:
     """Probabilities of every class on the model grid, each organ from its member.
 
     Args:
@@ -195,13 +251,26 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
         tta: also predict the left-right mirrored CT (paired organs swapped) and average.
         device: where the networks run.
         on_stage: called with a stage name (e.g. "network 3d") when that stage finishes.
+        grid: the geometry of ``image`` (the model grid), and
+        canonical: the CT before preprocessing (canonically oriented): both needed to run a
+            member on its own grid; without them, that member's organs come from the member
+            that places its box (as on the model grid in validation).
 
     Returns:
-        ``(classes, Z, Y, X)`` float32 probabilities on the CPU, and warnings (e.g. a region
-        member that could not be placed and fell back to another member).
+        :class:`Combined`: probabilities on the CPU, warnings, and the parts of members on
+        their own grid.
     """
     wanted = set(organs)
+    fine_ok = grid is not None and canonical is not None
     rule = {o: model.member_for(o) for o in organs}
+    deferred: dict[str, list[str]] = {}  # own-grid member -> its organs
+    for organ, name in list(rule.items()):
+        member = model.members[name]
+        if member.recipe is not None and member.roi is not None:
+            if fine_ok:
+                deferred.setdefault(name, []).append(organ)
+            # its estimate on the model grid: used where the box cannot be placed
+            rule[organ] = model.fallback.get(organ) or member.roi.centre_from
     needed = set(rule.values())
     for name in list(needed):
         roi = model.members[name].roi
@@ -215,6 +284,7 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
     probs = torch.zeros((model.classes, *spatial), dtype=torch.float32)
     single = len(needed) == 1 and not regions
     centres: dict[str, np.ndarray | None] = {}
+    extents: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
     warnings: list[str] = []
 
     def run_whole(name: str, fill: Sequence[str]) -> None:
@@ -227,10 +297,15 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
         if single:
             unwanted = [o.label for o in model.organs if o.name not in wanted]
             probs[0] = p[0] + (p[unwanted].sum(0) if unwanted else 0.0)
-        for r in regions:
+        for r in [*regions, *deferred]:
             roi = model.members[r].roi
-            if roi is not None and roi.centre_from == name and r not in centres:
-                centres[r] = _centroid(p, [model.organs.by_name(o).label for o in roi.organs])
+            if roi is None or roi.centre_from != name or r in centres or r in extents:
+                continue
+            labels = [model.organs.by_name(o).label for o in roi.organs]
+            if r in deferred:
+                extents[r] = _extent(p, labels)
+            else:
+                centres[r] = _centroid(p, labels)
         if on_stage:
             on_stage(f"network {name}")
 
@@ -260,9 +335,75 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
             probs[(label, *box.target)] = p[(label, *box.source)]
         if on_stage:
             on_stage(f"network {name}")
+    parts: list[FinePart] = []
+    for name, mine in deferred.items():
+        member = model.members[name]
+        assert member.roi is not None and grid is not None and canonical is not None
+        extent = extents.get(name)
+        if extent is None:
+            backups = sorted({rule[o] for o in mine})
+            warnings.append(f"the {member.roi.centre_from} model found none of "
+                            f"{', '.join(member.roi.organs)} to place the {name} region on; "
+                            f"{', '.join(mine)} taken from {', '.join(backups)} instead")
+            continue
+        parts.append(_run_own_grid(model, member, mine, extent, grid, canonical, tta, device))
+        for organ in mine:  # the part replaces the coarse estimate
+            label = model.organs.by_name(organ).label
+            if single:
+                probs[0] += probs[label]
+            probs[label] = 0.0
+        if on_stage:
+            on_stage(f"network {name}")
     if not single:
         probs[0] = 1.0 - probs[1:].amax(0) if model.classes > 1 else 1.0
-    return probs, warnings
+    return Combined(probs, warnings, parts)
+
+
+def _run_own_grid(model: ContourModel, member: Member, organs: Sequence[str],
+                  extent: tuple[np.ndarray, np.ndarray], grid: Geometry, canonical: Volume,
+                  tta: bool, device: torch.device | str) -> FinePart:
+    """Run a member on its own grid, in the box its organs' coarse extent gives."""
+    assert member.recipe is not None and member.roi is not None
+    assert member.roi.margin_mm is not None
+    pre = member.recipe.apply(canonical)
+    fine = pre.image.geometry
+    lo, hi = extent  # (z, y, x) model-grid indices of the coarse prediction
+    corners = np.array([[x, y, z] for z in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for x in (lo[2], hi[2])], dtype=float)
+    mm = grid.index_to_physical(corners)
+    margin = member.roi.margin_mm
+    idx = np.concatenate([fine.physical_to_index(mm.min(0)[None] - margin),
+                          fine.physical_to_index(mm.max(0)[None] + margin)])[:, ::-1]  # z, y, x
+    first, last = np.floor(idx.min(0)), np.ceil(idx.max(0))
+    size = tuple(int(max(s, last[a] - first[a] + 1)) for a, s in enumerate(member.roi.size))
+    box = roi_box((first + last) / 2.0, size, fine.shape)
+    x = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))[None, None]
+    crop = _crop(x.to(device), box, size)
+    mirror = model.organs.mirror_lookup()[:model.classes]
+    p = SlidingWindowInferer(member.patch_size).probabilities(member.net, crop, tta=tta,
+                                                              mirror=mirror)
+    shape = tuple(s.stop - s.start for s in box.target)
+    out = torch.zeros((model.classes, *shape), dtype=torch.float32)
+    for organ in organs:
+        label = model.organs.by_name(organ).label
+        out[label] = p[(label, *box.source)].float().cpu()
+    out[0] = 1.0 - out[1:].amax(0)
+    start = np.array([[box.target[2].start, box.target[1].start, box.target[0].start]], float)
+    origin = tuple(float(v) for v in fine.index_to_physical(start)[0])
+    geometry = Geometry(shape, fine.spacing, origin, fine.direction, fine.frame_of_reference_uid)
+    return FinePart(member.name, out, geometry, list(organs))
+
+
+def _extent(p: Tensor, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """First and last (z, y, x) index of the voxels whose arg-max is one of ``labels``."""
+    winner = p.argmax(0)
+    mask = torch.zeros_like(winner, dtype=torch.bool)
+    for label in labels:
+        mask |= winner == label
+    if not bool(mask.any()):
+        return None
+    zyx = mask.nonzero()
+    return zyx.min(0).values.numpy(), zyx.max(0).values.numpy()
 
 
 def _centroid(p: Tensor, labels: Sequence[int]) -> np.ndarray | None:

@@ -14,7 +14,8 @@ organs, recipe       ``OrganSet.to_dict()``, ``Recipe.to_dict()``
 expect               ``InputExpectations.to_dict()`` (modality, spacing, orientation, and the
                      training record of the anatomy checks; version 1 files have no record)
 members              {name: {"network": spec, "state_dict", "patch_size", "roi": spec or None,
-                     "dtype": "float16" or "float32" (how the weights are stored)}}
+                     "dtype": "float16" or "float32" (how the weights are stored),
+                     "recipe": the member's own recipe (a finer grid), only when it has one}}
 rule, fallback       {organ: member}
 largest_component    {organ: bool}
 info                 JSON provenance: training command, seed, time, validation Dice, ...
@@ -74,6 +75,8 @@ def save_model(model: ContourModel, path: str | Path, *, half: bool = True,
                          "patch_size": list(m.patch_size),
                          "roi": m.roi.to_dict() if m.roi else None,
                          "dtype": "float16" if half else "float32"}
+        if m.recipe is not None:
+            members[name]["recipe"] = m.recipe.to_dict()
     payload = {"name": model.name, "organs": model.organs.to_dict(),
                "recipe": model.recipe.to_dict(), "expect": model.expect.to_dict(),
                "members": members, "rule": dict(model.rule), "fallback": dict(model.fallback),
@@ -115,7 +118,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ContourM
 def _member(path: Path, name: str, data: dict) -> Member:
     net = build_network(path, data["network"], data["state_dict"], f"member {name!r}")
     roi = RoiSpec.from_dict(data["roi"]) if data["roi"] else None
-    return Member(name, net, tuple(int(s) for s in data["patch_size"]), roi)
+    recipe = Recipe.from_dict(data["recipe"]) if data.get("recipe") else None
+    return Member(name, net, tuple(int(s) for s in data["patch_size"]), roi, recipe)
 
 
 def _from_checkpoint(path: Path, data: dict, device: str | torch.device) -> ContourModel:

@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from autocontour.inference.model_file import load_model
 from autocontour.inference.postprocess import keep_largest_component
 from autocontour.inference.regrid import labels_on_grid
 from autocontour.io.grid import canonical
-from autocontour.io.volume import LabelMap, Volume
+from autocontour.io.volume import Geometry, LabelMap, Volume
 
 
 @dataclass
@@ -103,6 +103,47 @@ def resolve_device(name: str | torch.device) -> torch.device:
         return torch.device(key)
     except RuntimeError:
         raise InvalidInputError(f"unknown device {name!r} (cpu, cuda, cuda:N or auto)") from None
+
+
+def contour_on_grid(model: ContourModel, canon: Volume, target: Geometry,
+                    organs: Sequence[str], *, tta: bool = False,
+                    device: torch.device | str = "cpu",
+                    on_stage: Callable[[str], None] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Preprocess, run the networks, and take the labels onto ``target`` (no checks).
+
+    The core of :meth:`Contourer.run` (stages "preprocess", "network <member>", "regrid"),
+    also used to score a model on cases at their own resolution (the build-model job). A member
+    on its own, finer grid (:class:`~autocontour.inference.combined.FinePart`) is taken onto
+    ``target`` from its own grid and painted over the model grid's labels: where its arg-max
+    is one of its organs, that organ; elsewhere the model grid's answer without its organs.
+
+    Args:
+        model: the model.
+        canon: the CT in the model's orientation (:func:`~autocontour.io.grid.canonical`).
+        target: the grid the labels are wanted on (the CT's own).
+        organs: the organs wanted (model names).
+        tta, device, on_stage: see :meth:`Contourer.run`.
+
+    Returns:
+        ``target.shape`` labels (label values of ``model.organs``) and warnings.
+    """
+    def stage(name: str) -> None:
+        if on_stage is not None:
+            on_stage(name)
+
+    pre = model.recipe.apply(canon)
+    image = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))
+    stage("preprocess")
+    combined = combined_probabilities(model, image[None, None], organs=organs, tta=tta,
+                                      device=device, on_stage=on_stage,
+                                      grid=pre.image.geometry, canonical=canon)
+    del image
+    labels = labels_on_grid(combined.probabilities, pre.image.geometry, target)
+    for part in combined.parts:
+        painted = labels_on_grid(part.probabilities, part.geometry, target)
+        labels[painted > 0] = painted[painted > 0]
+    stage("regrid")
+    return labels, combined.warnings
 
 
 class Contourer:
@@ -213,16 +254,9 @@ class Contourer:
                     warnings.append(f"contoured despite the anatomy check (--force): {refusal}")
                 warnings += safety.anatomy.warnings
             finished("anatomy")
-            pre = model.recipe.apply(canon)
-            image = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))
-            finished("preprocess")
-            probs, more = combined_probabilities(model, image[None, None], organs=wanted,
-                                                 tta=tta, device=self.device, on_stage=finished)
+            labels, more = contour_on_grid(model, canon, volume.geometry, wanted, tta=tta,
+                                           device=self.device, on_stage=finished)
             warnings += more
-            del image
-            labels = labels_on_grid(probs, pre.image.geometry, volume.geometry)
-            del probs
-            finished("regrid")
             lcc = [model.organs.by_name(o).label for o in wanted
                    if model.largest_component.get(o, False)]
             if lcc:

@@ -44,7 +44,9 @@ from autocontour.inference.combined import (
     combined_probabilities,
 )
 from autocontour.inference.model_file import load_model, save_model
+from autocontour.inference.pipeline import contour_on_grid
 from autocontour.inference.postprocess import choose_largest_component, keep_largest_component
+from autocontour.io.grid import canonical
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
 from autocontour.training.callbacks import Callback
 from autocontour.training.engine import Trainer
@@ -59,11 +61,16 @@ class MemberPlan:
         config: the training config as a dict (``TrainConfig.from_dict``; ``dataset``, ``out``,
             ``fold`` and ``folds`` are filled in by :func:`train_member`).
         roi: for a region member, where it runs at inference.
+        dataset: the member's own data set (None: the build's). A member whose data set has
+            another recipe (a finer grid: the same cases rendered or scanned finer) keeps that
+            recipe as its own; it needs a bounding-box region (``roi.margin_mm``), and is
+            validated on its data set's validation cases at their own resolution.
     """
 
     name: str
     config: dict[str, Any]
     roi: RoiSpec | None = None
+    dataset: str | Path | None = None
 
 
 @dataclass
@@ -83,8 +90,8 @@ def train_member(plan: MemberPlan, dataset: Path, out: Path, fold: int, folds: i
     validation (whole cases) says little about its box, so its last checkpoint is used.
     """
     run = out / plan.name
-    config = TrainConfig.from_dict({**plan.config, "dataset": str(dataset), "out": str(run),
-                                    "fold": fold, "folds": folds})
+    config = TrainConfig.from_dict({**plan.config, "dataset": str(plan.dataset or dataset),
+                                    "out": str(run), "fold": fold, "folds": folds})
     if not (run / "result.json").is_file():
         Trainer(config, callbacks=list(callbacks), progress=False).fit(
             resume=(run / "last.pt").is_file())
@@ -99,10 +106,17 @@ def load_members(plans: Sequence[MemberPlan], checkpoints: Mapping[str, Path]
     for plan in plans:
         trained = load_trained_network(checkpoints[plan.name])
         r, o = trained.recipe, trained.organs
-        if recipe is not None and (r.to_dict() != recipe.to_dict() or o.names != organs.names):
-            raise ValueError(f"member {plan.name} was trained with another recipe or organ set")
-        recipe, organs = r, o
-        members[plan.name] = Member(plan.name, trained.net, trained.config.patch_size, plan.roi)
+        if organs is not None and o.names != organs.names:
+            raise ValueError(f"member {plan.name} was trained with another organ set")
+        own = None
+        if recipe is not None and r.to_dict() != recipe.to_dict():
+            if plan.roi is None or plan.roi.margin_mm is None:
+                raise ValueError(f"member {plan.name} was trained with another recipe, and is "
+                                 "not a region member on its own grid (roi.margin_mm)")
+            own = r
+        recipe, organs = (recipe or r), o
+        members[plan.name] = Member(plan.name, trained.net, trained.config.patch_size, plan.roi,
+                                    own)
         seconds[plan.name] = _training_seconds(checkpoints[plan.name].parent)
     return members, recipe, organs, seconds
 
@@ -130,7 +144,8 @@ def member_predictions(model: ContourModel, image: torch.Tensor, member: str,
         scored = list(m.roi.organs)
         rule = {o: (member if o in scored else m.roi.centre_from) for o in model.organs.names}
     view = replace(model, rule=rule, largest_component={})
-    probs, _ = combined_probabilities(view, image, organs=model.organs.names, device=device)
+    probs = combined_probabilities(view, image, organs=model.organs.names,
+                                   device=device).probabilities
     return probs.argmax(0).numpy().astype(np.uint8), scored
 
 
@@ -153,7 +168,7 @@ def validate(model: ContourModel, cache: CaseCache, case_ids: Sequence[str],
         spacing = pre.image.geometry.spacing
         images[cid], truths[cid] = (image, spacing), truth
         cases[cid] = {}
-        for name in model.members:
+        for name in _model_grid_members(model):
             pred, scored = member_predictions(model, image, name, device)
             cases[cid][name] = {}
             for organ in scored:
@@ -166,8 +181,81 @@ def validate(model: ContourModel, cache: CaseCache, case_ids: Sequence[str],
                                            "hd95_mm": None if np.isnan(hd) else float(hd)}
         if progress:
             progress(cid)
-    member_dice = {name: _mean_dice(cases, name) for name in model.members}
+    member_dice = {name: _mean_dice(cases, name) for name in _model_grid_members(model)}
     return {"cases": cases, "member_dice": member_dice, "_images": images, "_truths": truths}
+
+
+def _model_grid_members(model: ContourModel) -> list[str]:
+    """The members that work on the model grid (those with their own grid are scored apart)."""
+    return [n for n, m in model.members.items() if m.recipe is None]
+
+
+def validate_own_grid(model: ContourModel, member: str, cache: CaseCache,
+                      case_ids: Sequence[str], device: str | torch.device = "cpu",
+                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Score a member on its own grid against the model's rule, at the cases' own resolution.
+
+    Each case (from the member's data set: e.g. the validation phantoms rendered at 1 mm) is
+    contoured twice by the whole inference path (:func:`contour_on_grid`): with the member's
+    organs from the member, and from the member the rule gives them on the model grid. Both
+    are scored on the case's own grid, which is where a finer grid can show what it gains.
+
+    Returns:
+        {"cases": {case: {"own": {organ: {"dice", "hd95_mm"}}, "rule": {...}}},
+        "dice": {organ: {"own": mean, "rule": mean, "rule_member": name}}}
+    """
+    m = model.members[member]
+    assert m.roi is not None
+    organs = list(m.roi.organs)
+    coarse = {o: (model.fallback.get(o) or m.roi.centre_from)
+              if model.rule.get(o) == member else model.member_for(o) for o in organs}
+    views = {"own": replace(model, rule={**model.rule, **{o: member for o in organs}}),
+             "rule": replace(model, rule={**model.rule, **coarse})}
+    cases: dict[str, Any] = {}
+    for cid in case_ids:
+        volume, truth = cache.load(cid)
+        canon = canonical(volume, model.expect.orientation)
+        truth_canon = canonical(truth, model.expect.orientation)
+        spacing = canon.geometry.spacing
+        cases[cid] = {}
+        for kind, view in views.items():
+            labels, _ = contour_on_grid(view, canon, canon.geometry, organs, device=device)
+            cases[cid][kind] = {}
+            for organ in organs:
+                label = model.organs.by_name(organ).label
+                p, t = labels == label, truth_canon.array == label
+                if not (p.any() or t.any()):
+                    continue
+                hd = surface_scores(p, t, spacing).hd95_mm
+                cases[cid][kind][organ] = {"dice": dice(p, t),
+                                           "hd95_mm": None if np.isnan(hd) else float(hd)}
+        if progress:
+            progress(cid)
+    means = {kind: _mean_dice(cases, kind) for kind in views}
+    return {"cases": cases, "dice": {
+        o: {"own": means["own"].get(o), "rule": means["rule"].get(o), "rule_member": coarse[o]}
+        for o in organs}}
+
+
+def finish_own_grid(model: ContourModel, folder_of: Mapping[str, DatasetFolder], fold: int,
+                    folds: int, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Give each own-grid member the organs it contours better at its cases' resolution.
+
+    Changes ``model.rule`` in place and returns {member: :func:`validate_own_grid`}.
+    """
+    results: dict[str, Any] = {}
+    for name, m in model.members.items():
+        if m.recipe is None:
+            continue
+        folder = folder_of[name]
+        val = folder.splits(folds)[fold]["val"]
+        result = validate_own_grid(model, name, folder.cache(), val, device)
+        for organ, scores in result["dice"].items():
+            own, ruled = scores["own"], scores["rule"]
+            if own is not None and (ruled is None or own > ruled):
+                model.rule[organ] = name  # (its fall-back stays the best whole-volume member)
+        results[name] = result
+    return results
 
 
 def _mean_dice(cases: Mapping[str, Any], member: str) -> dict[str, float]:
@@ -185,7 +273,8 @@ def finish_rule(model: ContourModel, validation: dict[str, Any],
     model = replace(model, rule=rule, fallback=fallback, largest_component={})
     preds, truths = [], []
     for cid, (image, _) in validation["_images"].items():
-        probs, _ = combined_probabilities(model, image, organs=model.organs.names, device=device)
+        probs = combined_probabilities(model, image, organs=model.organs.names,
+                                       device=device).probabilities
         preds.append(probs.argmax(0).numpy().astype(np.uint8))
         truths.append(validation["_truths"][cid])
     switches = choose_largest_component(preds, truths, model.organs.labels)
@@ -266,6 +355,8 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
     reporter.check()
     checkpoints = {}
     for plan in plans:
+        if plan.dataset is not None:
+            _share_splits(folder, DatasetFolder(plan.dataset), folds, plan.name)
         hook = _MemberProgress(reporter, plan.name, 1.0 / len(stages),
                                reporter.done / len(stages))
         checkpoints[plan.name] = train_member(plan, dataset, out, fold, folds, [hook])
@@ -283,8 +374,16 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
     validation = validate(model, cache, split["val"], request.device)
     reporter.finished("validate", f"{len(split['val'])} validation cases")
     model = finish_rule(model, validation, request.device)
+    folders = {p.name: DatasetFolder(p.dataset) for p in plans
+               if p.dataset is not None and members[p.name].recipe is not None}
+    own_grid = finish_own_grid(model, folders, fold, folds, request.device)
+    for name, result in own_grid.items():
+        validation["member_dice"][name] = {o: d["own"] for o, d in result["dice"].items()
+                                           if d["own"] is not None}
     reporter.finished("rule")
     validation.pop("_images"), validation.pop("_truths")
+    if own_grid:
+        validation["own_grid"] = own_grid
     model.info = {"autocontour_version": __version__, "fold": fold, "folds": folds,
                   "train_cases": list(split["train"]), "val_cases": list(split["val"]),
                   "training_seconds": seconds,
@@ -296,6 +395,32 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
                                          **validation})
     reporter.finished("write", str(path), last=True)
     return BuildResult(model, path, validation)
+
+
+def _share_splits(main: DatasetFolder, own: DatasetFolder, folds: int, member: str) -> None:
+    """Give a member's own data set the build's splits (same cases, e.g. rendered finer).
+
+    A member trained on another split would have seen the build's validation cases.
+
+    Raises:
+        InvalidInputError: the build's data set has no splits yet (train a member on it first),
+            the two data sets hold other cases, or the member's data set has other splits.
+    """
+    own.require()
+    if not main.has_splits(folds):
+        raise InvalidInputError(f"{main.path}: no {folds}-fold splits yet for member {member!r}"
+                                " to share; list a member trained on this data set first")
+    splits = main.splits(folds)
+    if sorted(own.cache().case_ids) != sorted(main.cache().case_ids):
+        raise InvalidInputError(f"{own.path}: member {member!r}'s data set holds other cases "
+                                f"than {main.path}; it must hold the same cases")
+    if own.has_splits(folds):
+        if own.splits(folds) != splits:
+            raise InvalidInputError(f"{own.path}: its {folds}-fold splits differ from "
+                                    f"{main.path}'s; member {member!r} would train on the "
+                                    "build's validation cases")
+        return
+    own.save_splits(splits)
 
 
 def update_training_record(model_path: str | Path, dataset: str | Path,

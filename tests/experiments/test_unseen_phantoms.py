@@ -87,3 +87,23 @@ def test_pelvis_scoring_counts_an_organ_of_the_other_sex(unseen: ModuleType) -> 
     markdown, summary = unseen.tables(rows, meta)
     assert summary["models"]["stub"]["oar_mean_dice"] > 0.95
     assert markdown.startswith("# Unseen pelvis phantoms")
+
+
+def test_small_organs_are_summarised_apart(unseen: ModuleType) -> None:
+    rows = [_row("a", "hn_s1", organ, 0.6, 2.0) for organ in unseen.SMALL_ORGANS]
+    rows += [_row("a", "hn_s1", "Brainstem", 0.9, 2.0), _row("a", "hn_s1", "Eye_L", 0.8, 2.0)]
+    markdown, summary = unseen.tables(rows, {"command": "x", "seconds": 6.0, "threads": 1,
+                                             "seeds": "1-1", "pixels": 512})
+    a = summary["models"]["a"]
+    assert a["small_organ_dice"] == pytest.approx(0.6)
+    assert a["other_organ_dice"] == pytest.approx(0.85)
+    assert "1 cases (seeds 1-1, 512x512 pixels)" in markdown
+    assert "The 10 small organs" in markdown and "the others 0.850" in markdown
+
+
+def test_pixels_outside_the_range_are_refused(unseen: ModuleType, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        unseen.main(["--pixels", "8", "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and "--pixels must lie in 32..1024" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from oracles import PAROTID_L, PAROTID_R, BandNet, band_model, sphere_ct
 
+from autocontour.data.recipes import Recipe
+from autocontour.data.steps_grid import Resample
 from autocontour.errors import InvalidInputError
 from autocontour.evaluation import dice
 from autocontour.inference import Contourer
@@ -18,6 +22,7 @@ from autocontour.inference.combined import (
     combined_probabilities,
     roi_box,
 )
+from autocontour.io.grid import canonical
 
 
 def _labels(model: ContourModel, volume, **kw) -> np.ndarray:
@@ -74,7 +79,8 @@ def test_region_member_runs_only_in_its_box_around_the_centring_prediction() -> 
     assert dice(out == PAROTID_L, truth.array == PAROTID_L) > 0.85
     assert dice(out == PAROTID_R, truth.array == PAROTID_R) > 0.9
     image = torch.from_numpy(model.recipe.apply(ct).image.array.astype(np.float32))[None, None]
-    probs, warnings = combined_probabilities(model, image, organs=["Parotid_L"])
+    combined = combined_probabilities(model, image, organs=["Parotid_L"])
+    probs, warnings = combined.probabilities, combined.warnings
     assert not warnings
     inside = probs[PAROTID_L] > 0.5
     zyx = inside.nonzero()
@@ -125,3 +131,93 @@ def test_rule_table_lists_every_organ_with_its_member(tiny_model: ContourModel) 
 def tiny_model() -> ContourModel:
     from oracles import tiny_real_model
     return tiny_real_model()
+
+
+# ---------------------------------------------------------------------------------------------
+# A member on its own, finer grid (small organs at clinical resolution).
+
+
+def _own_grid_model(coarse_mm: float = 4.0, fine_mm: float = 1.0, margin_mm: float = 6.0,
+                    centre_only: int | None = None) -> ContourModel:
+    """Coarse oracle 'w' on a ``coarse_mm`` grid; oracle 'f' on its own ``fine_mm`` grid
+    gives Parotid_L in the bounding box of w's Parotid_L grown by ``margin_mm``."""
+    fine_recipe = Recipe("fine", (Resample(spacing=(fine_mm,) * 3),))
+    members = {"w": Member("w", BandNet(only=centre_only), (8, 16, 16)),
+               "f": Member("f", BandNet(), (8, 16, 16),
+                           RoiSpec((8, 16, 16), ("Parotid_L",), "w", margin_mm), fine_recipe)}
+    model = band_model(members, {"Parotid_L": "f", "Parotid_R": "w"}, spacing=coarse_mm)
+    model.fallback = {"Parotid_L": "w"}
+    return model
+
+
+def test_own_grid_member_paints_its_organ_finer_than_the_model_grid() -> None:
+    ct, truth = sphere_ct(spacing=(0.5, 0.5, 0.5), shape=(64, 96, 96))
+    fine = Contourer(_own_grid_model()).run(ct)
+    coarse = Contourer(replace(_own_grid_model(), rule={"Parotid_L": "w",
+                                                        "Parotid_R": "w"})).run(ct)
+    d_fine = dice(fine.labels.array == PAROTID_L, truth.array == PAROTID_L)
+    d_coarse = dice(coarse.labels.array == PAROTID_L, truth.array == PAROTID_L)
+    assert d_fine > 0.95 and d_fine > d_coarse + 0.02
+    # the other organ still comes from the model grid, untouched by the fine part
+    assert dice(fine.labels.array == PAROTID_R, coarse.labels.array == PAROTID_R) == 1.0
+    assert "network f" in fine.seconds and not any("region" in w for w in fine.warnings)
+
+
+def test_own_grid_part_lies_in_the_grown_bounding_box_on_its_grid() -> None:
+    ct, _ = sphere_ct(spacing=(0.5, 0.5, 0.5), shape=(64, 96, 96))
+    model = _own_grid_model(margin_mm=6.0)
+    canon = canonical(ct)
+    pre = model.recipe.apply(canon)
+    image = torch.from_numpy(pre.image.array.astype(np.float32))[None, None]
+    combined = combined_probabilities(model, image, organs=["Parotid_L", "Parotid_R"],
+                                      grid=pre.image.geometry, canonical=canon)
+    (part,) = combined.parts
+    assert part.member == "f" and part.organs == ["Parotid_L"]
+    assert part.geometry.spacing == (1.0, 1.0, 1.0)
+    # 14 mm ball + 2 x 6 mm margin, on a 1 mm grid: about 26 voxels (plus the coarse
+    # blockiness), less where the box meets the edge of the volume (x: the ball is near it)
+    assert all(20 <= n <= 40 for n in part.geometry.shape), part.geometry.shape
+    # the model grid no longer carries the organ the part gives
+    assert not (combined.probabilities.argmax(0) == PAROTID_L).any()
+    assert (combined.probabilities.argmax(0) == PAROTID_R).any()
+    # without the CT, the organ comes from the fall-back on the model grid (validation)
+    plain = combined_probabilities(model, image, organs=["Parotid_L"])
+    assert not plain.parts and (plain.probabilities.argmax(0) == PAROTID_L).any()
+
+
+def test_own_grid_member_falls_back_when_nothing_places_its_box() -> None:
+    ct, _ = sphere_ct(spacing=(0.5, 0.5, 0.5), shape=(64, 96, 96))
+    prediction = Contourer(_own_grid_model(centre_only=PAROTID_R)).run(ct)
+    assert any("to place the f region on" in w and "taken from w" in w
+               for w in prediction.warnings)
+
+
+def test_own_grid_member_needs_a_bounding_box_region() -> None:
+    fine = Recipe("fine", (Resample(spacing=(1.0,) * 3),))
+    members = {"w": Member("w", BandNet(), (8, 16, 16)),
+               "f": Member("f", BandNet(), (8, 16, 16), RoiSpec((8, 16, 16), ("Parotid_L",),
+                                                              "w"), fine)}
+    with pytest.raises(InvalidInputError, match="own grid but no bounding-box region"):
+        band_model(members)
+
+
+def test_own_grid_member_survives_the_model_file(tmp_path) -> None:
+    from oracles import CLASSES, tiny_real_model
+
+    from autocontour.inference.model_file import load_model, save_model
+    from autocontour.models.registry import build_network
+
+    model = tiny_real_model()
+    fine = Recipe("tiny-fine", (Resample(spacing=(4.0, 4.0, 6.0)),))
+    model.members["fine"] = Member("fine", build_network(
+        "UNet3D", out_channels=CLASSES, channels=[4, 8], strides=[[1, 2, 2]] * 2).eval(),
+        (4, 16, 16), RoiSpec((4, 16, 16), ("Lens_L", "Lens_R"), "2d", 10.0), fine)
+    model.rule.update({"Lens_L": "fine", "Lens_R": "fine"})
+    path = save_model(model, tmp_path / "m.pt")
+    loaded = load_model(path)
+    member = loaded.members["fine"]
+    assert member.recipe == fine and member.roi == model.members["fine"].roi
+    assert loaded.rule["Lens_L"] == "fine"
+    ct, _ = sphere_ct(spacing=(2.0, 2.0, 3.0), shape=(24, 48, 48))
+    out = Contourer(loaded).run(ct, body=False)  # untrained: only that it runs end to end
+    assert out.labels.array.shape == ct.shape
