@@ -169,28 +169,58 @@ def make_dataset(work: Path, cases: int, site: Site = SITES["head-neck"], *,
                  fine: bool = False) -> Path:
     """Phantoms -> data set (with the site's recipe as its own recipe); re-used when present.
 
-    ``fine``: the same seeds rendered with ``site.fine_pixels`` pixels a side (same field of
-    view and slices) into ``dataset_fine``, with ``site.fine_recipe``.
+    For a site with a finer grid (``site.fine_pixels``): ``fine`` makes ``dataset_fine``, the
+    same seeds rendered with ``fine_pixels`` pixels a side (same field of view and slices),
+    with ``site.fine_recipe``; the main data set then mixes the two renderings, every other
+    case rendered finer (to be resampled to the model grid by the recipe, as a clinic's CT
+    is), so that the model-grid members learn both what a phantom rendered on their grid and
+    what a finer CT resampled to it looks like.
     """
     suffix = "_fine" if fine else ""
     recipe = site.fine_recipe if fine else site.recipe
     assert recipe is not None
     folder = DatasetFolder(work / f"dataset{suffix}")
-    if folder.saved_recipe() != recipe:  # the import saves the fingerprint's recipe
-        phantoms = work / f"phantoms{suffix}"
-        if phantoms.exists():
-            shutil.rmtree(phantoms)
-        if folder.path.exists():
-            shutil.rmtree(folder.path)
-        shape = None
-        if fine:
-            default = make_case(site.phantom, site.first_seed).ct.shape
-            shape = (default[0], site.fine_pixels, site.fine_pixels)
-        write_cases(site.phantom, cases, phantoms, seed=site.first_seed, shape=shape,
-                    dicom=False)
-        import_dataset(phantoms, folder.path, organs=site.organs)
-        folder.save_recipe(recipe)
+    if folder.saved_recipe() == recipe:  # the import saves the fingerprint's recipe
+        return folder.path
+    if folder.path.exists():
+        shutil.rmtree(folder.path)
+    default = make_case(site.phantom, site.first_seed).ct.shape
+    fine_shape = None if site.fine_pixels is None else \
+        (default[0], site.fine_pixels, site.fine_pixels)
+    source = _render(work / f"phantoms{suffix}", site, cases, fine_shape if fine else None)
+    if not fine and fine_shape is not None:
+        rendered_fine = _render(work / "phantoms_fine", site, cases, fine_shape)
+        source = _mix(work / "phantoms_mixed", source, rendered_fine)
+    import_dataset(source, folder.path, organs=site.organs)
+    folder.save_recipe(recipe)
     return folder.path
+
+
+def _render(out: Path, site: Site, cases: int, shape: tuple[int, int, int] | None) -> Path:
+    """The site's phantoms (seeds from ``site.first_seed``) in ``out``; kept when complete."""
+    manifest = out / "phantoms.json"
+    if manifest.is_file() and len(json.loads(manifest.read_text())["cases"]) == cases and (
+            shape is None or json.loads(manifest.read_text())["shape_zyx"] == list(shape)):
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    write_cases(site.phantom, cases, out, seed=site.first_seed, shape=shape, dicom=False)
+    return out
+
+
+def _mix(out: Path, coarse: Path, fine: Path) -> Path:
+    """A phantom folder whose every other case (the 2nd, 4th, ...) is the finer rendering."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    manifest = json.loads((coarse / "phantoms.json").read_text())
+    ids = sorted(p.name for p in coarse.iterdir() if p.is_dir())
+    for i, case in enumerate(ids):
+        (out / case).symlink_to((fine if i % 2 else coarse).resolve() / case,
+                                target_is_directory=True)
+    manifest["mixed"] = {"fine": ids[1::2], "fine_from": str(fine)}
+    (out / "phantoms.json").write_text(json.dumps(manifest, indent=2))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
