@@ -200,8 +200,16 @@ HEAD_NECK = OrganSet("head-neck", (
     Organ("SpinalCord", 20, (255, 0, 0), "spinalcord"),
     *_pair("mandible", "Bone_Mandible", 21, (240, 240, 240), (200, 200, 200)),
     *_pair("cochlea", "Cochlea", 23, (128, 255, 128), (100, 220, 100)),
+    Organ("Larynx", 25, (0, 150, 150), "larynx"),
+    Organ("Esophagus", 26, (140, 200, 0), "esophagus"),
+    Organ("Cavity_Oral", 27, (255, 230, 180), "oralcavity"),
+    *_pair("submandibular", "Glnd_Submand", 28, (40, 120, 255), (60, 60, 190)),
+    Organ("Glnd_Thyroid", 30, (0, 90, 160), "thyroid"),
+    Organ("Lips", 31, (255, 80, 80), "lips"),
 ))
-"""The 22 StructSeg 2019 OARs (labels 1..22, StructSeg numbering) plus the cochleae (23, 24)."""
+"""The 22 StructSeg 2019 OARs (labels 1..22, StructSeg numbering), the cochleae (23, 24), and
+seven organs clinics contour that StructSeg lacks (25..31, TG-263 names): larynx, (cervical)
+oesophagus, oral cavity, submandibular glands, thyroid gland and lips."""
 
 PELVIS = OrganSet("pelvis", (
     Organ("Bladder", 1, (255, 255, 0), "bladder"),
@@ -246,7 +254,8 @@ _SIDE_WORDS: dict[str, Side] = {
 _DERIVED_WORDS = {"prv", "ptv", "gtv", "itv", "ring", "opt", "avoid", "avoidance", "expand",
                   "exp", "mm", "cm", "minus", "plus", "sub", "dose", "hot", "cold", "wall",
                   "shell", "margin", "z", "zz", "dummy", "help", "helper", "tmp", "old", "bolus"}
-_FILLER_WORDS = {"gland", "glands", "oar", "oars", "organ", "the", "of", "and", "bone", "a"}
+_FILLER_WORDS = {"gland", "glands", "glnd", "glnds", "oar", "oars", "organ", "the", "of", "and",
+                 "bone", "a"}
 
 _SYNONYMS: dict[str, list[str]] = {
     "brainstem": ["brainstem", "brain stem", "stem brain"],
@@ -267,6 +276,14 @@ _SYNONYMS: dict[str, list[str]] = {
     "spinalcord": ["spinal cord", "spinalcord", "cord", "cord spinal", "spinal canal"],
     "mandible": ["mandible", "mandibula", "jaw", "lower jaw"],
     "cochlea": ["cochlea", "cochlear"],
+    "larynx": ["larynx"],
+    "esophagus": ["esophagus", "oesophagus", "esoph", "oesoph", "cervical esophagus",
+                  "cervical oesophagus", "esophagus cervical", "oesophagus cervical"],
+    "oralcavity": ["oral cavity", "cavity oral", "oralcavity", "mouth", "oral cav"],
+    "submandibular": ["submandibular", "submand", "smg", "submandibular salivary",
+                      "salivary submandibular"],
+    "thyroid": ["thyroid", "thyroidea", "thyreoidea"],
+    "lips": ["lips", "lip"],
     "bladder": ["bladder", "urinary bladder", "vesica", "bladder urinary"],
     "rectum": ["rectum", "rect"],
     "femoralhead": ["femoral head", "femur head", "head femur", "femur", "femoral",
@@ -282,7 +299,10 @@ _CHINESE: dict[str, str] = {
     "晶体": "lens", "视神经": "opticnerve", "视交叉": "chiasm", "颞叶": "temporallobe",
     "垂体": "pituitary", "脑垂体": "pituitary", "腮腺": "parotid", "内耳": "innerear",
     "中耳": "middleear", "颞下颌关节": "tmj", "脊髓": "spinalcord", "下颌骨": "mandible",
-    "下颌": "mandible", "耳蜗": "cochlea", "膀胱": "bladder", "直肠": "rectum",
+    "下颌": "mandible", "耳蜗": "cochlea", "喉": "larynx", "喉部": "larynx", "食管": "esophagus",
+    "食道": "esophagus", "颈段食管": "esophagus", "口腔": "oralcavity", "颌下腺": "submandibular",
+    "下颌下腺": "submandibular", "甲状腺": "thyroid", "嘴唇": "lips", "唇": "lips", "口唇": "lips",
+    "膀胱": "bladder", "直肠": "rectum",
     "股骨头": "femoralhead", "前列腺": "prostate", "临床靶区": "ctv", "肺": "lung",
     "心脏": "heart", "锁骨": "clavicle",
 }

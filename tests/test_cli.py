@@ -12,6 +12,7 @@ import pytest
 
 from autocontour.cli import main
 from autocontour.io import read_labels, read_volume
+from autocontour.organs import HEAD_NECK
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -115,7 +116,7 @@ def test_demo_contours_an_unseen_phantom_with_the_shipped_model(tmp_path, capsys
     assert code == 0
     report = json.loads((out / "demo_report.json").read_text())
     assert report["seed"] == 90001 and report["model"]["name"] == "hn-phantom-default"
-    assert len(report["organs"]) == 24
+    assert len(report["organs"]) == len(HEAD_NECK)  # every organ of the phantom's truth
     # A floor well below what the shipped model reaches (README), to catch a broken pipeline
     # (a left/right swap, a shifted grid), not to grade the model.
     # It reaches 0.85 with every organ at 0.66 or more; the small organs (lenses, chiasm,

@@ -2,7 +2,9 @@
 
 Four sites, each a function of a seed (same seed and grid -> identical arrays):
 
-* :func:`head_neck_case`: CT (int16 HU) + T1-like MR + the 24 HEAD_NECK structures.
+* :func:`head_neck_case`: CT (int16 HU) + T1-like MR + the 31 HEAD_NECK structures (the 22
+  StructSeg OARs, the cochleae, larynx, oesophagus, oral cavity, submandibular glands, thyroid
+  gland and lips).
 * :func:`pelvis_case`: CT + T2-like MR + PELVIS (prostate for male, cervical CTV for female cases).
 * :func:`thorax_case`: a 3-D chest CT + T1-like MR + the CHEST structures (lungs, heart and
   clavicles), site "thorax" (aliases "chest-ct", "thorax-ct").

@@ -53,6 +53,16 @@ class Variation:
         self.rng = rng
         self.record: dict[str, Any] = {}
 
+    def stream(self, rng: np.random.Generator) -> Variation:
+        """A Variation drawing from ``rng`` into the same record.
+
+        Parts added to a phantom later draw from a stream of their own, so that the draws of the
+        older parts, and with them a seed's anatomy, stay what they were.
+        """
+        other = Variation(rng)
+        other.record = self.record
+        return other
+
     def factor(self, name: str, spread: float) -> float:
         """A multiplicative factor uniform in [1 - spread, 1 + spread]."""
         return self.uniform(name, 1.0 - spread, 1.0 + spread)

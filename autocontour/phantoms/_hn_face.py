@@ -15,7 +15,6 @@ from autocontour.phantoms._hn_head import (
     BLOOD,
     BRAINSTEM,
     CANCELLOUS,
-    CARTILAGE,
     CORD,
     CORTICAL,
     CSF,
@@ -24,6 +23,7 @@ from autocontour.phantoms._hn_head import (
     FAT,
     FLUID,
     LENS,
+    LIP,
     LUNG,
     MUCOSA,
     NERVE,
@@ -31,8 +31,9 @@ from autocontour.phantoms._hn_head import (
     PITUITARY,
     SCLERA,
     SIDES,
+    SUBLINGUAL,
     TEETH,
-    THYROID,
+    TONGUE,
     VITREOUS,
     label,
 )
@@ -45,6 +46,7 @@ from autocontour.phantoms._shapes import (
     HalfSpace,
     Intersect,
     Shape,
+    Subtract,
     Tube,
     Union,
     spline,
@@ -60,6 +62,60 @@ def _arch(z: float, scale: float, side: float | None = None) -> np.ndarray:
         (x * scale, y * scale, z) for x, y in half[-2::-1]
     ]
     return spline(pts, 3)
+
+
+def mouth(v: Variation, body: Shape) -> list[Structure]:
+    """Oral cavity (tongue, floor of the mouth) and lips; painted before the jaws.
+
+    The oral cavity fills the space inside the dental arches from under the hard palate down to
+    the floor of the mouth (mylohyoid plane), back to the palatoglossal arches; the lips lie in
+    front of the teeth up to the skin, from under the nose to the mentolabial fold. Maxilla,
+    teeth and mandible are painted afterwards and take their own voxels back, so neither organ
+    ever holds bone or teeth.
+    """
+    fo, fl = v.factor("Cavity_Oral", 0.07), v.factor("Lips", 0.1)
+    lab = label("Cavity_Oral")
+    floor = HalfSpace((0, 0.159, -1), (0, -16, -80))  # mylohyoid: -87 in front, -80 behind
+    cavity = Intersect(
+        Intersect(
+            Ellipsoid((0, -24, -66), (31 * fo, 35 * fo, 24 * fo)),
+            Intersect(HalfSpace((0, 0, 1), (0, 0, -49)), HalfSpace((0, 1, 0), (0, -15, 0))),
+        ),
+        floor,
+    )
+    out = [
+        Structure("Cavity_Oral", cavity, TONGUE, lab),
+        Structure(
+            "lingual_septum", Intersect(Box((0, -36, -68), (0.8, 17, 14)), cavity), SUBLINGUAL, lab
+        ),
+    ]
+    out += [
+        Structure(
+            "sublingual_space",
+            Intersect(Ellipsoid((s * 13, -44, -81), (6, 13, 4.5), (0, 0, s * 20)), cavity),
+            SUBLINGUAL,
+            lab,
+        )
+        for _, s in SIDES
+    ]
+    gap = v.uniform("oral_air_mm", 0.0, 3.0)  # air between tongue and palate, or none
+    if gap > 1.0:
+        out.append(
+            Structure(
+                "oral_air",
+                Intersect(Ellipsoid((0, -38, -50.5), (15 * fo, 13 * fo, gap)), cavity),
+                AIR,
+                lab,
+            )
+        )
+    arches = Column([-120, 0], 0, -22, 44, 47)  # dental arches with their gums: behind the lips
+    lips = Intersect(
+        Intersect(Ellipsoid((0, -62, -57), (23 * fl, 30, 15 * fl)), body),
+        HalfSpace((0, 0, 1), (0, 0, -41)),
+    )
+    lab = label("Lips")
+    out.append(Structure("Lips", Subtract(lips, arches), None, lab, (Layer(1.2, LIP, lab),)))
+    return out
 
 
 def face() -> list[Structure]:
@@ -290,7 +346,10 @@ def _vertebra(z: float, cy: float, cervical: bool) -> Shape:
 
 
 def neck_and_spine(v: Variation) -> list[Structure]:
-    """Cervical spine with canal, brainstem and cord, airway, larynx, thyroid, vessels, lungs."""
+    """Cervical spine with canal, brainstem and cord, neck vessels, lung apices.
+
+    The airway, larynx, oesophagus and thyroid gland are painted after it (``_hn_neck``).
+    """
     zc = [-600, -300, -150, -90, -55, -42]
     yc = [40, 34, 30, 28, 24, 21]
     out = [
@@ -325,45 +384,9 @@ def neck_and_spine(v: Variation) -> list[Structure]:
     out += [
         Structure("Brainstem", stem, BRAINSTEM, label("Brainstem")),
         Structure("SpinalCord", Column(zc, 0, yc, 5 * fs, 4 * fs), CORD, label("SpinalCord")),
-        Structure(
-            "airway",
-            Column(
-                [-600, -260, -150, -125, -95, -62, -40],
-                0,
-                [-6, -12, -22, -20, -10, -8, -22],
-                [9, 9, 9, 11, 14, 13, 9],
-                [7, 7, 7, 8, 7, 8, 7],
-            ),
-            AIR,
-        ),
-        Structure(
-            "hyoid",
-            Tube(
-                spline(
-                    [
-                        (-20, -8, -100),
-                        (-12, -24, -100),
-                        (0, -30, -100),
-                        (12, -24, -100),
-                        (20, -8, -100),
-                    ]
-                ),
-                2.5,
-            ),
-            CORTICAL,
-        ),
-        Structure(
-            "thyroid_cartilage",
-            Intersect(
-                Ellipsoid((0, -14, -125), (20, 16, 16)).shell(2.5),
-                HalfSpace((0, 1, 0), (0, -12, 0)),
-            ),
-            CARTILAGE,
-        ),
     ]
     for _, s in SIDES:
         out += [
-            Structure("thyroid", Ellipsoid((s * 17, -18, -160), (9, 10, 22)), THYROID),
             Structure("carotid", Column([-600, -40], s * 22, 2, 4, 4), BLOOD),
             Structure("jugular", Column([-600, -45], s * 30, 8, 6, 5), BLOOD),
             Structure("lung_apex", Ellipsoid((s * 52, 25, -330), (46, 58, 130)), LUNG),

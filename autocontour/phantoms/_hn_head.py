@@ -49,9 +49,14 @@ FLUID = Tissue(12, 0.14)
 AIR_CELLS = Tissue(-450, 0.04, 350, 0.01)
 MUCOSA = Tissue(45, 0.4, 5, 0.02)
 DISC = Tissue(75, 0.4, 5, 0.02)
-THYROID = Tissue(105, 0.55, 5, 0.02)
-CARTILAGE = Tissue(160, 0.25, 60, 0.02)
+THYROID = Tissue(105, 0.55, 5, 0.02)  # iodine: brighter than muscle on plain CT
+CARTILAGE = Tissue(160, 0.25, 60, 0.02)  # laryngeal cartilage, partly calcified
 LUNG = Tissue(-850, 0.02, 30, 0.005)
+SUBMANDIBULAR = Tissue(28, 0.55, 10, 0.03)  # serous/mucous gland: between fat and muscle
+TONGUE = Tissue(58, 0.4, 9, 0.03)  # intrinsic muscle with thin fat septa
+LIP = Tissue(55, 0.38, 7, 0.02)  # orbicularis oris and mucosa
+ESOPHAGUS = Tissue(40, 0.34, 5, 0.02)  # collapsed muscular wall
+SUBLINGUAL = Tissue(-45, 0.7, 15, 0.04)  # fat with the sublingual glands
 
 SIDES = (("L", 1.0), ("R", -1.0))  # patient left is +x in LPS
 
@@ -104,13 +109,14 @@ def outline(v: Variation) -> tuple[Shape, Shape, list[tuple[float, float, float]
         Ellipsoid((0, -24, -36), (58 * w, 66 * ln, 60)),  # face
         Ellipsoid((0, 2, -44), (76 * w, 62, 40)),  # jaw and parotid region
         Ellipsoid((0, -60, -82), (30, 20, 18)),  # chin
+        Ellipsoid((0, -20, -92), (54 * w, 46, 18)),  # floor of the mouth, submandibular region
         Ellipsoid((0, -84, -14), (10, 13, 22), (-15, 0, 0)),  # nose
         Column(
             [-600, -240, -200, -170, -120, -60, -40],  # neck and upper torso
             0,
-            [18, 18, 18, 20, 20, 18, 15],
+            [18, 18, 18, 17, 17.5, 18, 15],
             [112, 110, 88, 62, 56, 57, 57],
-            [88, 86, 72, 58, 55, 58, 58],
+            [88, 86, 72, 61, 57.5, 58, 58],
         ),
     ]
     parts += [Ellipsoid((s * 31, -67, 0), (15, 10, 13)) for _, s in SIDES]  # eyelids
@@ -123,6 +129,7 @@ def soft_tissues(v: Variation, body: Shape, rng: np.random.Generator) -> list[St
     """Subcutaneous fat, muscle core, skin, and fat planes between the neck muscles."""
     fat = v.uniform("fat_mm", 3.0, 9.0)
     out = [Structure("body", body, FAT, layers=(Layer(fat, MUSCLE), Layer(0.0, SKIN, 0, 1.8)))]
+    under_skin = body.grown(-3.0)  # fat planes stay under the skin
     for _, s in SIDES:
         j = rng.uniform(-5, 5, size=(3, 3))
         out += [
@@ -131,12 +138,18 @@ def soft_tissues(v: Variation, body: Shape, rng: np.random.Generator) -> list[St
             ),
             Structure(
                 "neck_fat",
-                Ellipsoid((s * 40 + j[1, 0], 25 + j[1, 1], -110 + j[1, 2]), (10, 16, 30)),
+                Intersect(
+                    Ellipsoid((s * 40 + j[1, 0], 25 + j[1, 1], -110 + j[1, 2]), (10, 16, 30)),
+                    under_skin,
+                ),
                 FAT,
             ),
             Structure(
                 "neck_fat",
-                Ellipsoid((s * 35 + j[2, 0], -22 + j[2, 1], -140 + j[2, 2]), (10, 10, 20)),
+                Intersect(
+                    Ellipsoid((s * 35 + j[2, 0], -22 + j[2, 1], -140 + j[2, 2]), (10, 10, 20)),
+                    under_skin,
+                ),
                 FAT,
             ),
         ]

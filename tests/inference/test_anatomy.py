@@ -78,7 +78,7 @@ def test_record_of_the_training_cases() -> None:
     cases = [head_neck_case(s) for s in (1000, 1001)]
     record = record_training_data(((c.ct, c.labels) for c in cases), HEAD_NECK)
     assert record.site == "head-neck" and record.cases == 2
-    assert record.model_regions() == ("head-neck",) and record.extent_mm == (192.0, 192.0)
+    assert record.model_regions() == ("head-neck",) and record.extent_mm == (288.0, 288.0)
     lo, hi = record.organ_cc["Parotid_L"]
     assert 0 < lo <= hi
     assert ("Eye_L", "Bone_Mandible_L") in {(a, b) for a, b, _ in record.above}
@@ -106,7 +106,7 @@ def test_another_body_site_is_refused(record: TrainingRecord, site: str) -> None
 
 
 def test_a_partial_head_is_accepted_with_a_warning(hn, record: TrainingRecord) -> None:
-    lower = crop(hn.ct, (0, 0, 0), (32, 128, 128))  # the lower half of the head and neck
+    lower = crop(hn.ct, (0, 0, 0), (32, 128, 128))  # the lowest 96 mm: the neck
     check = check_anatomy(lower, "head-neck", record, "hn-model")
     assert check.refusal is None and check.extent_mm == 96.0
     assert any("partial field of view" in w for w in check.warnings)
@@ -173,7 +173,8 @@ def test_predict_refuses_a_pelvis_ct_unless_forced(tmp_path: Path, shipped,
 
 def test_predict_on_the_lower_half_of_a_head(tmp_path: Path, hn, shipped) -> None:
     ct = tmp_path / "lower.nii.gz"
-    write_volume(crop(hn.ct, (0, 0, 0), (32, 128, 128)), ct)
+    # Slices 34..65 of the default grid: the lower half of the head (jaw, not the eyes).
+    write_volume(crop(hn.ct, (34, 0, 0), (66, 128, 128)), ct)
     result = predict(PredictRequest(ct, tmp_path / "out"), contourer=shipped)
     report = result.report
     assert any("partial field of view" in w for w in report["warnings"])

@@ -73,7 +73,7 @@ def test_each_site_gets_its_model(hn_model: ShippedModel) -> None:
     models = [hn_model, pelvis_like(hn_model)]
     hn = choose_model(head_neck_case(90011).ct, "hn.nii.gz", models)
     assert hn.model.name == "head-neck"
-    assert "head-neck 100%" in hn.reason and "192 mm of head-neck anatomy" in hn.reason
+    assert "head-neck 100%" in hn.reason and "288 mm of head-neck anatomy" in hn.reason
     assert hn.checks["pelvis"].refusal is not None
     pelvis = choose_model(pelvis_case(90012).ct, "pv", models)
     assert pelvis.model.name == "pelvis" and pelvis.to_dict()["model"] == "pelvis"
