@@ -264,8 +264,8 @@ CLAIMS = [
     Claim("It takes about {} s on this 2-core CPU", "benchmarks/results/bench_demo.txt",
           lambda s: s.find(r"median ([\d.]+) s")),
     # --- phantoms
-    Claim("Generation takes about {} s per default case (128x128x64) and about {} s at "
-          "512x512x160.", "experiments/results/phantoms/summary.json",
+    Claim("Generation takes about {} s per 128x128x64 case (the former default) and about {} s "
+          "at 512x512x160.", "experiments/results/phantoms/summary.json",
           lambda s: [s.json["sites"]["head-neck"]["seconds_per_case"],
                      median(s.json["big_head_neck"]["seconds"])]),
     Claim("Typical volumes (cm³) over 20 seeds: parotid {}–{}, brainstem {}–{}, lens {}–{}, "
