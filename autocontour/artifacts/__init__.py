@@ -16,6 +16,7 @@ from autocontour.artifacts.config import (
     LossConfig,
     NetworkConfig,
     PlateauConfig,
+    SampleWeightingConfig,
     SamplingConfig,
     TrainConfig,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "LossConfig",
     "NetworkConfig",
     "PlateauConfig",
+    "SampleWeightingConfig",
     "SamplingConfig",
     "TrainConfig",
     "TrainedNetwork",

@@ -34,6 +34,7 @@ from autocontour.data.patches import ORGAN_SAMPLING_RULES
 from autocontour.errors import InvalidInputError, UnknownOptionError, did_you_mean, look_up_option
 
 LOSSES = ("ce", "bce", "dice", "dicece")
+SAMPLE_WEIGHTINGS = ("qam",)
 CYCLE_REDUCTIONS = ("mean", "sum")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -172,6 +173,51 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class SampleWeightingConfig:
+    """Per-sample loss weights learned during training: the QAM, with or without the OCM.
+
+    Seed 002 chapter 3 (spec C2, C3; ``autocontour.training.qam``): a small VGG-like network
+    scores each sample of a batch from its image and its one-hot label, a softmax over the batch
+    turns the scores into weights, and the loss is the weighted sum of the per-sample losses.
+
+    Attributes:
+        name: "qam" (the only method so far).
+        lr: Adam learning rate of the scoring network [1e-4, seed 002].
+        ocm: the Overfitting Control Module, Γ(t) = λ·tanh(t) between the scores and the
+            softmax, so that no two weights of a batch differ by more than a factor e^(2λ).
+        ocm_lambda: λ [2, seed 002]; used only with ``ocm``.
+        channels: the scoring network's channels per level (each level halves the grid).
+    """
+
+    name: str = "qam"
+    lr: float = 1e-4
+    ocm: bool = True
+    ocm_lambda: float = 2.0
+    channels: tuple[int, ...] = (8, 16, 32, 32)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", check_option("sample_weighting.name", self.name,
+                                                      SAMPLE_WEIGHTINGS))
+        object.__setattr__(self, "lr", _number("sample_weighting.lr", self.lr, float, 0.0,
+                                               low_open=True))
+        if not isinstance(self.ocm, bool):
+            raise InvalidInputError(f"sample_weighting.ocm must be true or false, got "
+                                    f"{self.ocm!r}")
+        object.__setattr__(self, "ocm_lambda", _number(
+            "sample_weighting.ocm_lambda", self.ocm_lambda, float, 0.0, low_open=True))
+        chans = self.channels
+        if isinstance(chans, str | bytes) or not hasattr(chans, "__len__") or not chans:
+            raise InvalidInputError(f"sample_weighting.channels must be a non-empty list of "
+                                    f"channel counts, got {chans!r}")
+        object.__setattr__(self, "channels", tuple(
+            _number("sample_weighting.channels", c, int, 1) for c in chans))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "lr": self.lr, "ocm": self.ocm,
+                "ocm_lambda": self.ocm_lambda, "channels": list(self.channels)}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs; frozen, validated, and saved in its checkpoints.
 
@@ -202,6 +248,9 @@ class TrainConfig:
         seed: seed of the splits (when created), sampling, augmentation and initial weights.
         device: "auto" (CUDA when available), "cpu" or "cuda".
         num_workers: DataLoader worker processes per training process.
+        sample_weighting: learned per-sample loss weights (the QAM of seed 002, spec C2/C3);
+            None (YAML ``null`` or left out) for the plain mean over the batch. Needs
+            ``batch_size`` of at least 2 and per-sample losses (not ``loss.batch_dice``).
 
     Raises:
         InvalidInputError: a value of the wrong type or outside its range.
@@ -231,6 +280,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 2
+    sample_weighting: SampleWeightingConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("dataset", "out", "recipe"):
@@ -273,6 +323,17 @@ class TrainConfig:
         if self.augmentation is not None and not isinstance(self.augmentation, AugmentConfig):
             raise InvalidInputError(f"augmentation must be an AugmentConfig or None, got "
                                     f"{self.augmentation!r}")
+        if self.sample_weighting is not None:
+            if not isinstance(self.sample_weighting, SampleWeightingConfig):
+                raise InvalidInputError(f"sample_weighting must be a SampleWeightingConfig or "
+                                        f"None, got {self.sample_weighting!r}")
+            if self.loss.batch_dice:
+                raise InvalidInputError("sample_weighting (QAM) weighs per-sample losses, but "
+                                        "loss.batch_dice scores the batch as a whole; turn one "
+                                        "off")
+            if self.batch_size < 2:
+                raise InvalidInputError("sample_weighting (QAM) needs batch_size of at least 2 "
+                                        "(a softmax over one sample is always 1)")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -297,13 +358,27 @@ class TrainConfig:
             if not isinstance(aug, Mapping):
                 raise InvalidInputError(f"augmentation must be a mapping or null, got {aug!r}")
             values["augmentation"] = AugmentConfig.from_dict(dict(aug))
+        weighting = values.get("sample_weighting")
+        if isinstance(weighting, str):
+            weighting = {"name": weighting}
+        if weighting is not None:
+            values["sample_weighting"] = SampleWeightingConfig(**_from_mapping(
+                SampleWeightingConfig, weighting, "sample_weighting"))
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML values; ``from_dict(to_dict())`` gives an equal config."""
+        """Plain JSON/YAML values; ``from_dict(to_dict())`` gives an equal config.
+
+        ``sample_weighting`` is left out when it is off (None), so the config of a run without
+        it reads exactly as before the option existed, and checkpoints written then still load.
+        """
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "sample_weighting":
+                if value is not None:
+                    out[f.name] = value.to_dict()
+                continue
             if isinstance(value, AugmentConfig):
                 value = value.to_dict()
             elif hasattr(value, "__dataclass_fields__"):

@@ -4,6 +4,8 @@
   ablation (spec B2, B3); with :func:`strides_for` also the thin-slab and 3-D-small U-Nets (B4).
 * :class:`ResUNet2D`: seed 000's 2-D residual U-Net for axial slices (B1).
 * :func:`nnunet_dynunet`: MONAI's DynUNet planned by nnU-Net's rules (B5).
+* :class:`QualityNet`: Φ, the scoring network of the QAM (C2); used in training only, so not
+  in the registry.
 * :func:`build_network`, :func:`network_spec`, :func:`network_from_spec`: the registry
   :data:`NETWORKS` and the ``{network_class_name, arch_kwargs}`` spec saved in checkpoints.
 
@@ -12,6 +14,7 @@ logits.
 """
 
 from autocontour.models.dynunet import nnunet_dynunet, nnunet_kernels_strides
+from autocontour.models.qam import QualityNet
 from autocontour.models.registry import (
     NETWORKS,
     UnknownNetworkError,
@@ -24,6 +27,7 @@ from autocontour.models.unet3d import UNet3D, strides_for
 
 __all__ = [
     "NETWORKS",
+    "QualityNet",
     "ResUNet2D",
     "UNet3D",
     "UnknownNetworkError",

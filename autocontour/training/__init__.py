@@ -3,6 +3,8 @@
 * :class:`TrainConfig`: the frozen, validated run configuration (YAML in, saved in checkpoints).
 * :class:`Trainer`: ``Trainer(config, callbacks, extra_modules, sample_weighting).fit(resume)``.
 * :class:`SegmentationLoss`: CE/BCE/Dice/DiceCE per sample, deep supervision, recurrent passes.
+* :class:`QualityAwareness`: the QAM + OCM of seed 002 (spec C2, C3), learned per-sample loss
+  weights; ``TrainConfig.sample_weighting`` switches it on (:mod:`autocontour.training.qam`).
 * :func:`run_folds`: k-fold cross-validation with a per-fold and mean ± sd summary.
 * :func:`load_checkpoint`: a run's checkpoint, checked (the format is
   :mod:`autocontour.artifacts.files`; a network to predict with: ``load_trained_network``).
@@ -12,6 +14,7 @@ from autocontour.artifacts.config import (
     LossConfig,
     NetworkConfig,
     PlateauConfig,
+    SampleWeightingConfig,
     SamplingConfig,
     TrainConfig,
 )
@@ -20,6 +23,7 @@ from autocontour.training.checkpoint import load_checkpoint
 from autocontour.training.engine import FitResult, SampleWeighting, TrainableModule, Trainer
 from autocontour.training.kfold import run_folds
 from autocontour.training.losses import SegmentationLoss, deep_supervision_weights
+from autocontour.training.qam import QualityAwareness
 
 __all__ = [
     "Callback",
@@ -27,7 +31,9 @@ __all__ = [
     "LossConfig",
     "NetworkConfig",
     "PlateauConfig",
+    "QualityAwareness",
     "SampleWeighting",
+    "SampleWeightingConfig",
     "SamplingConfig",
     "SegmentationLoss",
     "TrainConfig",

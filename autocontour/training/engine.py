@@ -7,6 +7,13 @@ learning rate falls below ``min_lr``, AMP on CUDA, DDP under ``torchrun``. The r
 ``config.yaml``, ``last.pt`` (every epoch), ``best.pt`` (best mean validation Dice),
 ``metrics.jsonl``/``metrics.csv``, ``loss_curves.png`` and ``result.json``.
 
+Learned per-sample loss weights (spec C2, C3): ``config.sample_weighting`` makes the trainer
+build the QAM (with the OCM) of :mod:`~autocontour.training.qam` itself, as the extra module
+"qam" with its own learning rate, so ``autocontour train CONFIG.yaml`` uses it with no code.
+Whenever samples are weighed, the weights are logged by case
+(:mod:`~autocontour.training.sample_weights`): ``sample_weights.jsonl`` per epoch, and the
+lowest-weighted cases as ``distrusted_cases`` in ``result.json``.
+
 Jointly trained modules (the hook of spec C2, the QAM): pass ``extra_modules={name:
 TrainableModule(module, lr)}``, each with its own Adam, stepped after the same backward pass as
 the network and saved in the checkpoints, and a ``sample_weighting`` object with
@@ -41,7 +48,9 @@ from autocontour.training.callbacks import Callback, LossCurves, MetricsLog, Row
 from autocontour.training.checkpoint import save_checkpoint
 from autocontour.training.data import prepare_data
 from autocontour.training.losses import SegmentationLoss
-from autocontour.training.network import build_training_network
+from autocontour.training.network import build_training_network, network_kwargs
+from autocontour.training.qam import QualityAwareness
+from autocontour.training.sample_weights import SampleWeightLog
 from autocontour.training.state import TrainState, checkpoint_payload, restore
 from autocontour.training.validation import score_cases, summarise
 
@@ -83,9 +92,18 @@ class Trainer:
         callbacks: extra hooks (:class:`~autocontour.training.callbacks.Callback`), run on every
             rank after the built-in metrics log and loss curves (rank 0 only).
         extra_modules: modules trained jointly with the network (module doc).
-        sample_weighting: per-sample loss weights (module doc); None for the plain mean.
+        sample_weighting: per-sample loss weights (module doc); None for the plain mean, or
+            the QAM ``config.sample_weighting`` asks for (built with the data, as the extra
+            module "qam").
         progress: show a progress bar (rank 0).
+
+    Raises:
+        InvalidInputError: a weighting object with ``loss.batch_dice``, or one given besides
+            ``config.sample_weighting``.
     """
+
+    #: The extra module name of the QAM built from ``config.sample_weighting``.
+    QAM = "qam"
 
     def __init__(self, config: TrainConfig, callbacks: Sequence[Callback] = (),
                  extra_modules: Mapping[str, TrainableModule] | None = None,
@@ -93,11 +111,18 @@ class Trainer:
         if sample_weighting is not None and config.loss.batch_dice:
             raise InvalidInputError("loss.batch_dice scores the batch as a whole, so per-sample "
                                     "loss weighting (QAM) has nothing to weigh; turn one off")
+        if config.sample_weighting is not None and sample_weighting is not None:
+            raise InvalidInputError("the config's sample_weighting and a sample_weighting "
+                                    "object were both given; use one")
+        if config.sample_weighting is not None and self.QAM in (extra_modules or {}):
+            raise InvalidInputError(f"extra module name {self.QAM!r} is taken by the config's "
+                                    "sample_weighting; choose another")
         self.config = config
         self.out = Path(config.out)
         self.user_callbacks = list(callbacks)
         self.extra = dict(extra_modules or {})
         self.sample_weighting = sample_weighting
+        self.weight_log: SampleWeightLog | None = None
         self.progress = progress
         self.state = TrainState()
 
@@ -134,6 +159,12 @@ class Trainer:
                                             device=self.device)
         torch.manual_seed(cfg.seed)
         self.network = build_training_network(cfg, self.data).to(self.device)
+        if cfg.sample_weighting is not None:
+            kwargs = network_kwargs(cfg, self.data)
+            qam = QualityAwareness.from_config(cfg.sample_weighting, spatial_dims(self.network),
+                                               kwargs["in_channels"], kwargs["out_channels"])
+            self.extra[self.QAM] = TrainableModule(qam, cfg.sample_weighting.lr)
+            self.sample_weighting = qam
         self.optimizers = {"network": self._adam(self.network, cfg.lr, cfg.weight_decay)}
         for name, extra in self.extra.items():
             extra.module.to(self.device)
@@ -149,6 +180,9 @@ class Trainer:
         if env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             cfg.to_yaml(self.out / "config.yaml")
+        if self.sample_weighting is not None:
+            self.weight_log = SampleWeightLog(self.out)
+            self.weight_log.start(self.state.epoch, env.is_main)
         self.callbacks = ([MetricsLog(self.out), LossCurves(self.out)] if env.is_main
                           else []) + self.user_callbacks
 
@@ -181,10 +215,13 @@ class Trainer:
         result = FitResult(self.out, state.epoch, state.step, state.stopped or "epochs",
                            state.best_metric, state.best_epoch, state.best_row)
         if env.is_main:
-            write_json(self.out / "result.json", {
+            summary = {
                 "epochs": result.epochs, "steps": result.steps, "stopped": result.stopped,
                 "best_metric": result.best_metric, "best_epoch": result.best_epoch,
-                "best_row": result.best_row, "fold": cfg.fold})
+                "best_row": result.best_row, "fold": cfg.fold}
+            if self.weight_log is not None:
+                summary["distrusted_cases"] = self.weight_log.distrusted()
+            write_json(self.out / "result.json", summary)
         for cb in self.callbacks:
             cb.on_fit_end(self)
         return result
@@ -213,6 +250,8 @@ class Trainer:
                 cb.on_step_end(self, state.step, losses[-1])
         row: Row = {"epoch": epoch + 1, "step": state.step,
                     "train_loss": ddp.mean_over_ranks(float(np.mean(losses)), env, self.device)}
+        if self.weight_log is not None:
+            self.weight_log.end_epoch(epoch + 1, env)
         if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
             ddp.broadcast_buffers(self.network, env)
             mine = score_cases(self.network, self.data.cache,
@@ -238,6 +277,7 @@ class Trainer:
                  for k, v in batch.items()}
         if self.keep_labels is not None:  # organs not trained on become background
             batch["label"] = self.keep_labels[batch["label"].long()]
+        weights: Tensor | None = None
         with torch.autocast("cuda") if self.amp else nullcontext():
             output = (self.train_net(batch["image"], return_all=True) if self._return_all
                       else self.train_net(batch["image"]))
@@ -245,7 +285,8 @@ class Trainer:
             if self.sample_weighting is None:
                 loss = per_sample.mean()
             else:
-                loss = (self.sample_weighting.weights(batch, per_sample) * per_sample).sum()
+                weights = self.sample_weighting.weights(batch, per_sample)
+                loss = (weights * per_sample).sum()
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -254,6 +295,8 @@ class Trainer:
         for opt in self.optimizers.values():
             self.scaler.step(opt)
         self.scaler.update()
+        if self.weight_log is not None and weights is not None:
+            self.weight_log.add(batch["case_id"], weights)
         return float(loss.detach())
 
     def _save(self, row: Row) -> None:

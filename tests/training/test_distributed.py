@@ -27,21 +27,26 @@ class Report(Callback):
         self.first = [item["case_id"], item["start"].tolist()]
 
     def on_fit_end(self, trainer):
-        digest = hashlib.sha256()
-        for p in trainer.network.parameters():
-            digest.update(p.detach().cpu().numpy().tobytes())
         Path(sys.argv[2], f"rank{trainer.env.rank}.json").write_text(json.dumps({
-            "hash": digest.hexdigest(), "world": trainer.env.world_size, "first": self.first,
-            "seed": trainer.dataset.seed}))
+            "hash": digest(trainer.network), "world": trainer.env.world_size, "first": self.first,
+            "seed": trainer.dataset.seed,
+            "extra": {n: digest(e.module) for n, e in trainer.extra.items()}}))
+
+def digest(module):
+    sha = hashlib.sha256()
+    for p in module.parameters():
+        sha.update(p.detach().cpu().numpy().tobytes())
+    return sha.hexdigest()
 
 with distributed_session():
     Trainer(TrainConfig.from_yaml(sys.argv[1]), callbacks=[Report()], progress=False).fit()
 '''
 
 
-def test_torchrun_two_ranks_agree(tiny_values: Callable[..., dict], tmp_path: Path) -> None:
+def _torchrun(values: dict, tmp_path: Path) -> list[dict]:
+    """Train ``values`` on two CPU ranks; each rank's report."""
     config = tmp_path / "ddp.yaml"
-    config.write_text(yaml.safe_dump(tiny_values(tmp_path / "run")))
+    config.write_text(yaml.safe_dump(values))
     script = tmp_path / "train_ddp.py"
     script.write_text(SCRIPT)
     reports = tmp_path / "reports"
@@ -54,13 +59,30 @@ def test_torchrun_two_ranks_agree(tiny_values: Callable[..., dict], tmp_path: Pa
          str(script), str(config), str(reports)],
         check=False, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return [json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_torchrun_two_ranks_agree(tiny_values: Callable[..., dict], tmp_path: Path) -> None:
+    ranks = _torchrun(tiny_values(tmp_path / "run"), tmp_path)
     assert [r["world"] for r in ranks] == [2, 2]
     assert ranks[0]["hash"] == ranks[1]["hash"]  # DDP kept the weights in step
     assert [r["seed"] for r in ranks] == [0, 1] and ranks[0]["first"] != ranks[1]["first"]
     run = tmp_path / "run"  # rank 0 alone wrote the run folder
     assert (run / "last.pt").is_file() and (run / "metrics.jsonl").is_file()
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_torchrun_two_ranks_with_qam(tiny_values: Callable[..., dict], tmp_path: Path) -> None:
+    """Each rank weighs its own batch; Φ stays in step; the log holds both ranks' samples."""
+    values = tiny_values(tmp_path / "run", epochs=1, sample_weighting={"channels": [4]})
+    ranks = _torchrun(values, tmp_path)
+    assert ranks[0]["hash"] == ranks[1]["hash"]
+    assert ranks[0]["extra"]["qam"] == ranks[1]["extra"]["qam"]
+    rows = [json.loads(line) for line in
+            (tmp_path / "run" / "sample_weights.jsonl").read_text().splitlines()]
+    assert sum(r["count"] for r in rows) == 2 * 2 * 2  # steps x batch x ranks
+    assert sum(r["mean_weight"] * r["count"] for r in rows) == pytest.approx(8.0)
+    assert "distrusted_cases" in json.loads((tmp_path / "run" / "result.json").read_text())
 
 
 def test_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
