@@ -1,7 +1,9 @@
 """Label-noise simulation for the noisy-label experiments (spec C1, seed 002 chapter 3).
 
-A chosen fraction of the training samples gets noisy masks: in each such sample every structure,
-independently, is dilated or eroded (50/50) by n pixels, n uniform over an integer range. The
+A chosen fraction of the training samples gets noisy masks: in each such sample every structure
+is dilated or eroded (50/50) by n pixels, n uniform over an integer range; by default each
+structure draws its own operation and n (``draw="structure"``), with ``draw="sample"`` one
+operation and one n serve every structure of the sample (seed 002's n_i, i the sample). The
 record says exactly which samples are noisy and what was done, so an experiment can compare the
 weights the QAM gives clean and noisy samples. Only the samples passed in are touched: give it the
 training split and never the test labels.
@@ -22,6 +24,11 @@ Rules (ours where the seed is silent):
 * ``unit="case"``: a sample is a whole label map (one op and n per structure for all its
   slices). ``unit="slice"``: every axial slice of every map is a sample, named
   :func:`slice_id` (for 2-D training); a 2-D (y, x) map is one slice.
+* ``draw="sample"``: seed 002 writes the offset as n_i with i the sample (image) and shows whole
+  label maps expanded or shrunk (its figure 3.1); it never says whether the structures of one
+  image share it. "sample" reads it so: one op and one n per noisy sample, applied to each of its
+  structures (each erosion still capped for its own structure). "structure" (the default, and
+  the behaviour before the option) gives every structure its own draw.
 * Exactly round-half-up(fraction x N) samples are noisy, chosen at random; everything is drawn
   from ``numpy.random.default_rng(seed)`` in sorted sample order, so a seed reproduces the output.
 """
@@ -40,6 +47,7 @@ from autocontour.organs import OrganSet
 
 LEVELS: dict[str, tuple[int, int]] = {"low": (1, 8), "high": (5, 13)}
 UNITS = ("case", "slice")
+DRAWS = ("structure", "sample")
 
 
 def slice_id(case_id: str, z: int) -> str:
@@ -56,16 +64,19 @@ class LabelNoiseConfig:
         level: "low" ([1, 8] px), "high" ([5, 13] px) or an explicit (min_px, max_px).
         unit: "case" or "slice" (see the module docstring).
         seed: seed of every random choice.
+        draw: "structure" (each structure of a noisy sample its own op and n) or "sample" (one
+            op and n for all its structures; see the module docstring).
 
     Raises:
         InvalidInputError: a fraction outside [0, 1] or a bad explicit range.
-        UnknownOptionError: an unknown level or unit name (with the closest choice).
+        UnknownOptionError: an unknown level, unit or draw name (with the closest choice).
     """
 
     fraction: float = 0.0
     level: str | tuple[int, int] = "low"
     unit: str = "case"
     seed: int = 0
+    draw: str = "structure"
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.fraction) <= 1.0:
@@ -87,6 +98,11 @@ class LabelNoiseConfig:
             raise UnknownOptionError(did_you_mean(f"unknown noise unit {self.unit!r}", unit,
                                                    list(UNITS)))
         object.__setattr__(self, "unit", unit)
+        draw = str(self.draw).strip().lower()
+        if draw not in DRAWS:
+            raise UnknownOptionError(did_you_mean(f"unknown noise draw {self.draw!r}", draw,
+                                                   list(DRAWS)))
+        object.__setattr__(self, "draw", draw)
 
     @property
     def n_range(self) -> tuple[int, int]:
@@ -96,14 +112,15 @@ class LabelNoiseConfig:
     def to_dict(self) -> dict[str, Any]:
         level = self.level if isinstance(self.level, str) else list(self.level)
         return {"fraction": float(self.fraction), "level": level, "unit": self.unit,
-                "seed": int(self.seed)}
+                "seed": int(self.seed), "draw": self.draw}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabelNoiseConfig:
         level = data.get("level", "low")
         return cls(float(data.get("fraction", 0.0)),
                    level if isinstance(level, str) else tuple(level),
-                   data.get("unit", "case"), int(data.get("seed", 0)))
+                   data.get("unit", "case"), int(data.get("seed", 0)),
+                   data.get("draw", "structure"))
 
 
 @dataclass(frozen=True)
@@ -191,8 +208,12 @@ def apply_label_noise(samples: dict[str, np.ndarray], organs: OrganSet, config: 
         volume = out[case].reshape((-1, *out[case].shape[-2:]))  # a view, (z, y, x)
         part = volume if z is None else volume[z:z + 1]
         present = [o for o in organs if np.any(part == o.label)]
-        draws = {o.label: ("dilate" if rng.random() < 0.5 else "erode",
-                           int(rng.integers(lo, hi + 1))) for o in present}
+        if config.draw == "sample":
+            shared = ("dilate" if rng.random() < 0.5 else "erode", int(rng.integers(lo, hi + 1)))
+            draws = dict.fromkeys((o.label for o in present), shared)
+        else:
+            draws = {o.label: ("dilate" if rng.random() < 0.5 else "erode",
+                               int(rng.integers(lo, hi + 1))) for o in present}
         part[...], applied = _perturb(part, draws)
         records.append(SampleNoise(sample, True, {
             o.name: StructureNoise(draws[o.label][0], draws[o.label][1], applied[o.label])

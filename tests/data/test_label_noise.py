@@ -146,11 +146,28 @@ def test_whole_chest_phantom_batch():
         assert set(np.unique(out[sid]).tolist()) <= {0, *CHEST.labels}
 
 
+def test_sample_draw_shares_one_op_and_n_across_structures():
+    """draw="sample" (seed 002's n_i per image): every structure of a noisy sample gets the same
+    op and n; the default draws per structure, and the record says which was used."""
+    samples = {f"jsrt{i}": chest_case(i, size=96).labels.array for i in range(6)}
+    config = LabelNoiseConfig(1.0, "low", seed=3, draw="sample")
+    _, record = apply_label_noise(samples, CHEST, config)
+    for sample in record.samples:
+        drawn = {(s.op, s.n) for s in sample.structures.values()}
+        assert len(sample.structures) == len(CHEST) and len(drawn) == 1
+    _, per_structure = apply_label_noise(samples, CHEST, LabelNoiseConfig(1.0, "low", seed=3))
+    assert any(len({(s.op, s.n) for s in sample.structures.values()}) > 1
+               for sample in per_structure.samples)
+    assert NoiseRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+    assert LabelNoiseConfig.from_dict({"fraction": 0.5}).draw == "structure"  # older records
+
+
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
     ({"fraction": 1.5}, InvalidInputError, r"fraction must lie in \[0, 1\]"),
     ({"level": "hgh"}, UnknownOptionError, "did you mean 'high'"),
     ({"level": (5, 2)}, InvalidInputError, "0 <= min <= max"),
     ({"unit": "slices"}, UnknownOptionError, "did you mean 'slice'"),
+    ({"draw": "samples"}, UnknownOptionError, "did you mean 'sample'"),
 ])
 def test_bad_config_is_refused(kwargs, error, match):
     with pytest.raises(error, match=match):
