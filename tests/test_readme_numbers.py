@@ -129,6 +129,11 @@ def _fold_minutes(*folds: int) -> Callable[[Source], list[float]]:
 UNSEEN = "experiments/results/unseen/summary.json"
 TEST_SET = "experiments/results/unseen_test/summary.json"
 MODEL_JSON = "autocontour/assets/hn_phantom_default.json"
+#: The previous shipped head-and-neck model (24 organs), as committed before the 31-organ one.
+OLD_MODEL_JSON = "d761171:autocontour/assets/hn_phantom_default.json"
+FRESH = "experiments/results/unseen_test_hn31/summary.json"
+FRESH_512 = "experiments/results/unseen_test_hn31_512/summary.json"
+BUILD = "experiments/results/hn_build/validation.json"
 PREDICT = "benchmarks/results/bench_predict.json"
 SERVICE = "benchmarks/results/bench_service.txt"
 UPLOAD_MEMORY = "benchmarks/results/bench_upload_memory.txt"
@@ -178,9 +183,33 @@ def _resolution(s: Source) -> list[float]:
         out += [g[group]["128"] - g[group]["512"], g[group]["128"], g[group]["512"]]
     return out + [g["other organs"]["128"] - g["other organs"]["512"]]
 
+ADDED = ("Larynx", "Esophagus", "Cavity_Oral", "Glnd_Submand_L", "Glnd_Submand_R",
+         "Glnd_Thyroid", "Lips")
+FINE3 = ("OpticNrv_R", "OpticChiasm", "Pituitary")
+
+
+def _mean(dices: dict[str, float], organs: Sequence[str]) -> float:
+    return sum(dices[o] for o in organs) / len(organs)
+
+
+def _group(clinical: Source, group: str) -> float:
+    """512 minus 128 mean Dice of a group in the clinical-resolution experiment."""
+    values = clinical.json["groups"][group]
+    return values["512"] - values["128"]
+
+
+def _fresh_resolution(s: Source) -> list[float]:
+    fine = Source(FRESH_512).json["models"]["shipped"]
+    coarse = s.json["models"]["shipped"]
+    out = []
+    for key in ("mean_dice", "small_organ_dice", "other_organ_dice"):
+        out += [coarse[key] - fine[key], coarse[key], fine[key]]
+    return out
+
+
 CLAIMS = [
-    Claim("5 development phantoms lose\n{} mean Dice with the head-and-neck model ({} to {}): the "
-          "ten small organs {} ({} to {}),\noptic nerves and inner ears most, the others {}",
+    Claim("instead of 128x128\n(2.03 mm) lost {} mean Dice ({} to {}): the ten small organs {} "
+          "({} to {}),\noptic nerves and inner ears most, the others {}",
           CLINICAL, _resolution),
     Claim("Finding it takes a median\n{} s at this size", BODY,
           lambda s: s.find(r"body_outline: median ([\d.]+) s")),
@@ -193,11 +222,13 @@ CLAIMS = [
                              *s.find(r"A/B wall\s+([\d.]+)\s+[\d.]+\s+([\d.]+)"),
                              s.find(r"A/B cpu\s+[\d.]+\s+([\d.]+)")[0]]),
     # --- Models: the table, the pelvis model, its fresh test, site recognition
-    Claim("| `head-neck` | the 22 StructSeg OARs and the cochleae (24) | 32 phantoms (seeds "
-          "1000-1039, 8 for validation), {} min | {} (8 cases) | {} (10 cases, seeds "
-          "95001-95010) | {} MB |", MODEL_JSON,
+    Claim("| `head-neck` | the 22 StructSeg OARs, the cochleae, Larynx, Esophagus, Cavity_Oral, "
+          "Glnd_Submand_L/R, Glnd_Thyroid, Lips (31) | 32 phantoms (seeds 1000-1039, 8 for "
+          "validation; also rendered at 1 mm), {} min | {} (8 cases) | {} (10 cases, seeds "
+          "97001-97010); {} at 512x512 | {} MB |", MODEL_JSON,
           lambda s: [s.json["seconds"] / 60, _members(s)["combined"],
-                     Source(TEST_SET).json["models"]["shipped"]["mean_dice"],
+                     Source(FRESH).json["models"]["shipped"]["mean_dice"],
+                     Source(FRESH_512).json["models"]["shipped"]["mean_dice"],
                      s.json["size_bytes"] / 1e6]),
     Claim("32 phantoms of both sexes (seeds 2000-2039, 8 for validation), {} min | {} (8 cases) | "
           "{} ({} cases, seeds 95001-95020) | {} MB |", PELVIS_JSON, _pelvis_models),
@@ -229,15 +260,44 @@ CLAIMS = [
           lambda s: [s.json["targets_s"]["warm_job"], s.json["runs"][0]["cold_cli_s"],
                      s.json["targets_s"]["cold_cli"]]),
     # --- the safety checks: the shipped model's training record
-    Claim("shipped model: head-neck on every slice, {} mm)", MODEL_JSON,
-          lambda s: [s.json["training_record"]["extent_mm"][0]]),
-    Claim("its record was added from the same {}\ntraining phantoms", MODEL_JSON,
+    Claim("shipped model: head-neck on {} % of the slices, at least {} mm)", MODEL_JSON,
+          lambda s: [s.json["training_record"]["regions"]["head-neck"] * 100,
+                     s.json["training_record"]["extent_mm"][0]]),
+    Claim("the shipped head-and-neck model's from its {} training phantoms", MODEL_JSON,
           lambda s: [s.json["training_record"]["cases"]]),
     # --- the top: test suite time, status table, "what the shipped model reaches"
     Claim("the test suite (about {} min on 2 cores: {}m{}s measured",
           "benchmarks/results/test_suite.txt",
           lambda s: [(t := s.find(r"real\s+(\d+)m([\d.]+)s"))[0] + t[1] / 60, *t]),
-    Claim("mean Dice {} on 10 fresh test phantoms (seeds 95001-95010; {} on the development "
+    Claim("31 organs, mean Dice {} on 10 fresh test phantoms (seeds 97001-97010) and {} on the "
+          "same phantoms at 512x512", FRESH,
+          lambda s: [s.json["models"]["shipped"]["mean_dice"],
+                     Source(FRESH_512).json["models"]["shipped"]["mean_dice"]]),
+    Claim("the added organs {} on fresh phantoms; at 512x512 the model loses {} mean Dice (the "
+          "previous one {})", FRESH,
+          lambda s: [_mean(_dice(s), ADDED), s.json["models"]["shipped"]["mean_dice"]
+                     - Source(FRESH_512).json["models"]["shipped"]["mean_dice"],
+                     -_group(Source(CLINICAL), "all organs")]),
+    Claim("**{} over the 31 organs on 10\nfresh test phantoms** (seeds 97001-97010, per case "
+          "{}-{}, no organ missed", FRESH,
+          lambda s: [s.json["models"]["shipped"]["mean_dice"], *_cases(s)]),
+    Claim("the 24 StructSeg organs and cochleae {}, the seven added organs {} (larynx {}, "
+          "oesophagus {}, oral cavity {}, submandibular glands {}/{}, thyroid {}, lips {})", FRESH,
+          lambda s: [_mean(_dice(s), [o for o in _dice(s) if o not in ADDED]),
+                     _mean(_dice(s), ADDED), *[_dice(s)[o] for o in ADDED]]),
+    Claim("rendered at 512x512 (0.51 mm pixels, as a clinic's CT): **{}**", FRESH_512,
+          lambda s: [s.json["models"]["shipped"]["mean_dice"]]),
+    Claim("lenses ({}/{} at 2 mm)", FRESH, lambda s: [_dice(s)["Lens_L"], _dice(s)["Lens_R"]]),
+    Claim("the shipped model now loses {} ({} to {}): the ten\nsmall organs {} ({} to {}), the "
+          "others {} ({} to {})", FRESH, _fresh_resolution),
+    Claim("(optic chiasm {} to {}, pituitary\n{} to {}, right optic nerve {} to {})", FRESH,
+          lambda s: [v for o in ("OpticChiasm", "Pituitary", "OpticNrv_R")
+                     for v in (_dice(s)[o], _dice(Source(FRESH_512))[o])]),
+    Claim("(inner ears {}/{} to {}/{})", FRESH,
+          lambda s: [_dice(s)["Ear_Internal_L"], _dice(s)["Ear_Internal_R"],
+                     _dice(Source(FRESH_512))["Ear_Internal_L"],
+                     _dice(Source(FRESH_512))["Ear_Internal_R"]]),
+    Claim("the previous 24-organ model {} (seeds 95001-95010; {} on the development "
           "phantoms 90001-90010", TEST_SET,
           lambda s: [s.json["models"]["shipped"]["mean_dice"],
                      Source(UNSEEN).json["models"]["shipped"]["mean_dice"]]),
@@ -253,7 +313,7 @@ CLAIMS = [
     Claim("a development set: {} there too (per case {}-{}), {} on the demo case (seed 90001)",
           UNSEEN, lambda s: [s.json["models"]["shipped"]["mean_dice"], *_cases(s),
                              s.json["models"]["shipped"]["case_mean_dice"]["hn_s90001"]]),
-    Claim("on its 8 validation phantoms the combined model scores {}", MODEL_JSON,
+    Claim("On its 8 validation phantoms the combined\nmodel scored {}", OLD_MODEL_JSON,
           lambda s: [_members(s)["combined"]]),
     Claim("the batch-Dice model {}; the 3-D-small member trained on chiasm and pituitary alone "
           "(below) {}, with the chiasm going from {} to {}.", UNSEEN,
@@ -287,15 +347,26 @@ CLAIMS = [
           lambda s: [s.json["info"]["training_seconds"]["3d"] / 60]),
     Claim("| 8 x 100 steps | {} min |", MODEL_JSON,
           lambda s: [s.json["info"]["training_seconds"]["3d_small"] / 60]),
-    Claim("shared the same 2 cores: {} min in all", MODEL_JSON,
+    Claim("| 10 x 100 steps | {} min |", MODEL_JSON,
+          lambda s: [s.json["info"]["training_seconds"]["3d_fine"] / 60]),
+    Claim("{} min in all with validation and the rule", MODEL_JSON,
           lambda s: [s.json["seconds"] / 60]),
+    Claim("took {} min with `--threads 1`", OLD_MODEL_JSON, lambda s: [s.json["seconds"] / 60]),
+    Claim("(mean Dice on the model grid: 2d {}, 3d {}, 3d_small\n{} on its two organs, combined {})",
+          MODEL_JSON,
+          lambda s: [_members(s)[m] for m in ("2d", "3d", "3d_small", "combined")]),
+    Claim("(on the validation cases at 1.02 mm: {}, {}\nand {} against {} for 2d, {} and {} for "
+          "3d_small", BUILD,
+          lambda s: [s.json["own_grid"]["3d_fine"]["dice"][o]["own"] for o in FINE3]
+          + [s.json["own_grid"]["3d_fine"]["dice"][o]["rule"] for o in FINE3]),
     Claim("The file is {} MB", "autocontour/assets/hn_phantom_default.pt",
           lambda s: [s.path.stat().st_size / 1e6]),
-    Claim("(mean Dice: 2d {}, 3d {}, 3d_small {} on its two organs, combined {})", MODEL_JSON,
+    Claim("(mean Dice on 8\nvalidation cases: 2d {}, 3d {}, 3d_small {} on its two organs, combined {})",
+          OLD_MODEL_JSON,
           lambda s: [_members(s)[m] for m in ("2d", "3d", "3d_small", "combined")]),
-    Claim("3d_small for the optic chiasm ({} against {} for the 2-D model)", MODEL_JSON,
+    Claim("3d_small for the optic chiasm ({} against {} for the 2-D model)", OLD_MODEL_JSON,
           lambda s: [s.json["validation_dice"][m]["OpticChiasm"] for m in ("3d_small", "2d")]),
-    Claim("(the pituitary too: {} against 3d_small's {})", MODEL_JSON,
+    Claim("(the pituitary too: {} against 3d_small's {})", OLD_MODEL_JSON,
           lambda s: [s.json["validation_dice"][m]["Pituitary"] for m in ("2d", "3d_small")]),
     # --- training: batch Dice
     Claim("mean validation Dice {} with it, {} without; cochleae {}/{} against {};",
@@ -437,9 +508,9 @@ CLAIMS = [
                        for m in ("previous_d1e8bcd", "shipped")],
                      *[_dice(s)[o] - _dice(s, "previous_d1e8bcd")[o] for o in ("Eye_L", "Eye_R")]]),
     Claim("which scored {} on validation this time against {} with the same plan and seed",
-          MODEL_JSON, lambda s: [_members(s)["2d"],
+          OLD_MODEL_JSON, lambda s: [_members(s)["2d"],
                                  _members(Source(f"d1e8bcd:{MODEL_JSON}"))["2d"]]),
-    Claim("3-D-small, {} against the 2-D model's {} on validation).", MODEL_JSON,
+    Claim("3-D-small, {} against the 2-D model's {} on validation).", OLD_MODEL_JSON,
           lambda s: [s.json["validation_dice"][m]["OpticChiasm"] for m in ("3d_small", "2d")]),
     Claim("(the third command, {} min with 2 threads", TEST_SET,
           lambda s: [s.json["meta"]["seconds"] / 60]),

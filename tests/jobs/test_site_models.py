@@ -80,3 +80,23 @@ def test_a_model_name_that_is_not_shipped_is_one_line(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert "unknown shipped model 'pelvsi'" in err and "pelvis" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_head_and_neck_model_contours_small_organs_on_a_1_mm_grid(tmp_path: Path) -> None:
+    """A CT with 1 mm pixels: the small organs come from the member on its own 1 mm grid,
+    the added organs (larynx, oesophagus, ...) from the model grid; all 31 are found."""
+    from autocontour.organs import HEAD_NECK
+
+    case = make_case("head-neck", 90035, shape=(96, 256, 256))
+    ct = write_volume(case.ct, tmp_path / "hn.nii.gz")
+    result = predict(PredictRequest(ct, tmp_path / "out", device="cpu"))
+    report = result.report
+    fine = report["model"]["members"]["3d_fine"]
+    assert fine["roi"]["margin_mm"] == 10.0 and "network 3d_fine" in report["seconds"]
+    from_fine = [o for o, m in report["model"]["rule"].items() if m == "3d_fine"]
+    assert from_fine and set(from_fine) <= set(fine["roi"]["organs"])
+    found = {o["name"] for o in report["organs"]}
+    assert found == set(HEAD_NECK.names)
+    for organ in ("Larynx", "Glnd_Thyroid", "Cavity_Oral", *from_fine[:3]):
+        label = HEAD_NECK.by_name(organ).label
+        assert _dice(result.labels.array == label, case.labels.array == label) > 0.5, organ
