@@ -19,7 +19,7 @@ from autocontour.phantoms.export import write_cases
 # Whatever we write must be valid DICOM: a bad value raises instead of warning.
 pydicom.config.settings.writing_validation_mode = pydicom.config.RAISE
 
-TINY_HN = (16, 48, 48)  # (z, y, x): 16 slices of 48x48, enough for every organ to be drawn
+TINY_HN = (20, 48, 48)  # (z, y, x): 20 slices (60 mm: the shipped model refuses under 56) of 48x48
 
 
 @pytest.fixture(autouse=True)

@@ -105,6 +105,7 @@ def test_a_member_on_its_own_finer_data_set_is_validated_at_its_resolution(tmp_p
     member = model.members["fine"]
     assert member.recipe is not None and member.recipe.name == "t4"
     assert model.recipe.name == "t8" and model.members["2d"].recipe is None
+    assert model.expect.spacing == (8.0, 8.0, 6.0)  # the model grid, not the cases' median
     assert all(model.rule[o] == "2d" for o in HEAD_NECK.names if o not in small)
     saved = json.loads((tmp_path / "runs" / "validation.json").read_text())
     own = saved["own_grid"]["fine"]

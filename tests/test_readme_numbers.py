@@ -207,7 +207,21 @@ def _fresh_resolution(s: Source) -> list[float]:
     return out
 
 
+PREDICT_31 = "benchmarks/results/bench_predict_hn31.json"
+
+
+def _stage(s: Source, stage: str) -> float:
+    return float(s.json["runs"][0]["seconds"][stage])
+
+
 CLAIMS = [
+    Claim("160-slice CT takes {} s as a cold process and {} s in process (targets {} s and {} s: "
+          "both\nmissed), with a mean Dice of {}", PREDICT_31,
+          lambda s: [s.json["runs"][0]["cold_cli_s"], s.json["runs"][0]["warm_job_s"],
+                     s.json["targets_s"]["cold_cli"], s.json["targets_s"]["warm_job"],
+                     s.json["runs"][0]["mean_dice"]]),
+    Claim("The 3d_fine member costs {} s,\nmore than the 2-D member's {} s", PREDICT_31,
+          lambda s: [_stage(s, "network 3d_fine"), _stage(s, "network 2d")]),
     Claim("instead of 128x128\n(2.03 mm) lost {} mean Dice ({} to {}): the ten small organs {} "
           "({} to {}),\noptic nerves and inner ears most, the others {}",
           CLINICAL, _resolution),
@@ -321,7 +335,7 @@ CLAIMS = [
                      s.json["models"]["shipped"]["mean_dice"],
                      _dice(s, "previous_d1e8bcd")["OpticChiasm"], _dice(s)["OpticChiasm"]]),
     # --- the demo
-    Claim("It takes about {} s on this 2-core CPU", "benchmarks/results/bench_demo.txt",
+    Claim("model it took about {} s on this\n2-core CPU", "benchmarks/results/bench_demo.txt",
           lambda s: s.find(r"median ([\d.]+) s")),
     # --- phantoms
     Claim("Generation takes about {} s per 128x128x64 case (the former default) and about {} s "

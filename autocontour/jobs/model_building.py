@@ -31,6 +31,7 @@ from autocontour.artifacts.config import TrainConfig
 from autocontour.artifacts.files import load_trained_network
 from autocontour.data.cache import CaseCache
 from autocontour.data.folder import DatasetFolder, write_json
+from autocontour.data.steps_grid import Resample
 from autocontour.errors import InvalidInputError
 from autocontour.evaluation.overlap import dice
 from autocontour.evaluation.surface import surface_scores
@@ -366,7 +367,12 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
         raise ValueError("no member to build a model from")
     cache = folder.cache()
     split = folder.splits(folds)[fold]
-    spacing = np.median([cache.geometry(c).spacing for c in split["train"]], 0)
+    # the spacing a CT is expected at: the model grid where the recipe resamples to a fixed
+    # spacing (training cases of mixed resolutions would give a median that is neither)
+    grid = next((st.spacing for st in recipe.steps
+                 if isinstance(st, Resample) and st.spacing is not None), None)
+    spacing = grid if grid is not None else \
+        np.median([cache.geometry(c).spacing for c in split["train"]], 0)
     record = record_training_data((cache.load(c) for c in split["train"]), organs)
     expect = InputExpectations("CT", tuple(float(s) for s in spacing), "LPS", record)
     model = ContourModel(request.name, organs, recipe, expect, members,

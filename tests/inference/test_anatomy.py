@@ -180,7 +180,11 @@ def test_predict_on_the_lower_half_of_a_head(tmp_path: Path, hn, shipped) -> Non
     assert any("partial field of view" in w for w in report["warnings"])
     found = {o["name"] for o in report["organs"]}
     assert {"Bone_Mandible_L", "Bone_Mandible_R"} <= found
-    assert {"Eye_L", "Eye_R", "Lens_L"} <= set(report["organs_not_found"])
+    # not written: either not found, or found astray and removed by the organ checks (the
+    # 31-organ model draws a small Eye_L on the wrong side here, which the side check removes)
+    removed = {r["name"] for r in report["organs_removed"]}
+    assert not {"Eye_L", "Eye_R", "Lens_L"} & found
+    assert {"Eye_L", "Eye_R", "Lens_L"} <= set(report["organs_not_found"]) | removed
 
 
 def test_an_mr_is_refused_by_a_ct_model(tmp_path: Path, hn, shipped) -> None:

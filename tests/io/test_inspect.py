@@ -44,7 +44,7 @@ def test_a_clean_series_matches_the_reader_and_has_no_issues(ct_dir: Path) -> No
     np.testing.assert_allclose(series["origin_mm"], geometry.origin, atol=1e-3)
     np.testing.assert_allclose(series["spacing_mm"], geometry.spacing, atol=1e-4)
     assert series["issues"] == [] and series["refused"] is None
-    assert series["size_xyz"] == list(reversed(geometry.shape)) and series["slices"] == 16
+    assert series["size_xyz"] == list(reversed(geometry.shape)) and series["slices"] == geometry.shape[0]
     assert "!" not in format_description(describe(ct_dir))
 
 
@@ -85,7 +85,7 @@ def test_a_missing_slice_is_flagged_with_the_readers_refusal(ct_dir: Path) -> No
     gaps = [issue for issue in series["issues"] if issue["kind"] == "missing slices"]
     assert [g["missing"] for g in gaps] == [1, 1] and [g["gap_mm"] for g in gaps] == [6.0, 6.0]
     assert "missing slice" in series["refused"]
-    assert series["spacing_mm"][2] == 3.0 and series["slices"] == 14
+    assert series["spacing_mm"][2] == 3.0 and series["slices"] == len(files) - 2
     text = format_description(describe(ct_dir))
     assert "! missing slices: ~1 slice(s) missing" in text and "refuse this series" in text
 

@@ -20,7 +20,7 @@ from autocontour.jobs import (
 )
 from autocontour.phantoms import PhantomCase
 
-SMALL = (16, 48, 48)
+SMALL = (20, 48, 48)
 
 
 def _leftovers(folder: Path) -> list[str]:
