@@ -335,7 +335,7 @@ CLAIMS = [
                      s.json["models"]["shipped"]["mean_dice"],
                      _dice(s, "previous_d1e8bcd")["OpticChiasm"], _dice(s)["OpticChiasm"]]),
     # --- the demo
-    Claim("model it took about {} s on this\n2-core CPU", "benchmarks/results/bench_demo.txt",
+    Claim("It takes about {} s on this\n2-core CPU", "benchmarks/results/bench_demo.txt",
           lambda s: s.find(r"median ([\d.]+) s")),
     # --- phantoms
     Claim("Generation takes about {} s per 128x128x64 case (the former default) and about {} s "
