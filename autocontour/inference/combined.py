@@ -396,25 +396,23 @@ def _run_own_grid(model: ContourModel, member: Member, organs: Sequence[str],
 
 def _extent(p: Tensor, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray] | None:
     """First and last (z, y, x) index of the voxels whose arg-max is one of ``labels``."""
+    zyx = _winning(p, labels)
+    return None if zyx is None else (zyx.min(0).values.numpy(), zyx.max(0).values.numpy())
+
+
+def _winning(p: Tensor, labels: Sequence[int]) -> Tensor | None:
+    """Indices (N, 3) of the voxels whose arg-max is one of ``labels``; None if there is none."""
     winner = p.argmax(0)
     mask = torch.zeros_like(winner, dtype=torch.bool)
     for label in labels:
         mask |= winner == label
-    if not bool(mask.any()):
-        return None
-    zyx = mask.nonzero()
-    return zyx.min(0).values.numpy(), zyx.max(0).values.numpy()
+    return mask.nonzero() if bool(mask.any()) else None
 
 
 def _centroid(p: Tensor, labels: Sequence[int]) -> np.ndarray | None:
     """Index centroid (z, y, x) of the voxels whose arg-max is one of ``labels``; None if none."""
-    winner = p.argmax(0)
-    mask = torch.zeros_like(winner, dtype=torch.bool)
-    for label in labels:
-        mask |= winner == label
-    if not bool(mask.any()):
-        return None
-    return mask.nonzero().double().mean(0).numpy()
+    zyx = _winning(p, labels)
+    return None if zyx is None else zyx.double().mean(0).numpy()
 
 
 @dataclass(frozen=True)

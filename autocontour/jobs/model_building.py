@@ -171,19 +171,25 @@ def validate(model: ContourModel, cache: CaseCache, case_ids: Sequence[str],
         cases[cid] = {}
         for name in _model_grid_members(model):
             pred, scored = member_predictions(model, image, name, device)
-            cases[cid][name] = {}
-            for organ in scored:
-                label = model.organs.by_name(organ).label
-                p, t = pred == label, truth == label
-                if not (p.any() or t.any()):
-                    continue
-                hd = surface_scores(p, t, spacing).hd95_mm
-                cases[cid][name][organ] = {"dice": dice(p, t),
-                                           "hd95_mm": None if np.isnan(hd) else float(hd)}
+            cases[cid][name] = _scores(model, pred, truth, scored, spacing)
         if progress:
             progress(cid)
     member_dice = {name: _mean_dice(cases, name) for name in _model_grid_members(model)}
     return {"cases": cases, "member_dice": member_dice, "_images": images, "_truths": truths}
+
+
+def _scores(model: ContourModel, pred: np.ndarray, truth: np.ndarray, organs: Sequence[str],
+            spacing: Sequence[float]) -> dict[str, dict[str, float | None]]:
+    """Dice and HD95 of each organ present in the prediction or the truth."""
+    out: dict[str, dict[str, float | None]] = {}
+    for organ in organs:
+        label = model.organs.by_name(organ).label
+        p, t = pred == label, truth == label
+        if not (p.any() or t.any()):
+            continue
+        hd = surface_scores(p, t, spacing).hd95_mm
+        out[organ] = {"dice": dice(p, t), "hd95_mm": None if np.isnan(hd) else float(hd)}
+    return out
 
 
 def _model_grid_members(model: ContourModel) -> list[str]:
@@ -221,15 +227,7 @@ def validate_own_grid(model: ContourModel, member: str, cache: CaseCache,
         cases[cid] = {}
         for kind, view in views.items():
             labels, _ = contour_on_grid(view, canon, canon.geometry, organs, device=device)
-            cases[cid][kind] = {}
-            for organ in organs:
-                label = model.organs.by_name(organ).label
-                p, t = labels == label, truth_canon.array == label
-                if not (p.any() or t.any()):
-                    continue
-                hd = surface_scores(p, t, spacing).hd95_mm
-                cases[cid][kind][organ] = {"dice": dice(p, t),
-                                           "hd95_mm": None if np.isnan(hd) else float(hd)}
+            cases[cid][kind] = _scores(model, labels, truth_canon.array, organs, spacing)
         if progress:
             progress(cid)
     means = {kind: _mean_dice(cases, kind) for kind in views}
@@ -285,14 +283,8 @@ def finish_rule(model: ContourModel, validation: dict[str, Any],
     for (cid, (_, spacing)), pred, truth in zip(validation["_images"].items(), preds, truths,
                                                strict=True):
         final = keep_largest_component(pred, chosen)
-        validation["cases"][cid]["combined"] = {}
-        for organ in model.organs:
-            p, t = final == organ.label, truth == organ.label
-            if not (p.any() or t.any()):
-                continue
-            hd = surface_scores(p, t, spacing).hd95_mm
-            validation["cases"][cid]["combined"][organ.name] = {
-                "dice": dice(p, t), "hd95_mm": None if np.isnan(hd) else float(hd)}
+        validation["cases"][cid]["combined"] = _scores(model, final, truth, model.organs.names,
+                                                       spacing)
     validation["member_dice"]["combined"] = _mean_dice(validation["cases"], "combined")
     return model
 
