@@ -211,6 +211,11 @@ HEAD_NECK = OrganSet("head-neck", (
 seven organs clinics contour that StructSeg lacks (25..31, TG-263 names): larynx, (cervical)
 oesophagus, oral cavity, submandibular glands, thyroid gland and lips."""
 
+HEAD_NECK_SMALL = ("OpticChiasm", "Pituitary", "Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R",
+                   "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R")
+"""The head-and-neck organs of 9-60 voxels on a 2 mm grid: those a 0.5 mm CT resampled to 2 mm
+loses most (the shipped model's 3d_fine member is for them)."""
+
 PELVIS = OrganSet("pelvis", (
     Organ("Bladder", 1, (255, 255, 0), "bladder"),
     Organ("Rectum", 2, (150, 75, 0), "rectum"),

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from autocontour.organs import HEAD_NECK_SMALL
+
 PIXELS = {"128": 128, "512": 512}
-SMALL = ("OpticChiasm", "Pituitary", "Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R",
-         "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R")
+SMALL = HEAD_NECK_SMALL
 
 
 def main(argv: Sequence[str] | None = None) -> int:

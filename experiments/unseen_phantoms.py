@@ -41,14 +41,15 @@ from typing import Any
 
 import numpy as np
 
+from autocontour.organs import HEAD_NECK_SMALL
+
 FIRST_SEED = 90001
 
 
 TITLES = {"head-neck": "head & neck", "pelvis": "pelvis"}
 PELVIS_OARS = ("Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R")
 #: The head-and-neck organs of 9-60 voxels on the 2 mm grid (clinical-resolution summary).
-SMALL_ORGANS = ("OpticChiasm", "Pituitary", "Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R",
-                "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R")
+SMALL_ORGANS = HEAD_NECK_SMALL
 
 
 def score_models(models: Mapping[str, Any], seeds: Sequence[int],

@@ -49,7 +49,7 @@ from autocontour.inference.combined import SMALL_ROI_ORGANS, SMALL_ROI_SIZE, Roi
 from autocontour.inference.model_file import load_model
 from autocontour.jobs import BuildModelRequest, MemberPlan, Progress, build_model
 from autocontour.jobs.model_building import update_training_record
-from autocontour.organs import HEAD_NECK, PELVIS, OrganSet
+from autocontour.organs import HEAD_NECK, HEAD_NECK_SMALL, PELVIS, OrganSet
 from autocontour.phantoms import make_case
 from autocontour.phantoms.export import write_cases
 
@@ -70,8 +70,7 @@ def _epochs(n: int, scale: float) -> int:
 
 #: The organs the head-and-neck model's member on the 1 mm grid contours (9-60 voxels each on
 #: the 2 mm grid: the small organs that lose most when a 0.5 mm CT is resampled to 2 mm).
-FINE_ORGANS = ("Lens_L", "Lens_R", "OpticNrv_L", "OpticNrv_R", "OpticChiasm", "Pituitary",
-               "Ear_Internal_L", "Ear_Internal_R", "Cochlea_L", "Cochlea_R")
+FINE_ORGANS = HEAD_NECK_SMALL
 FINE_MARGIN_MM = 10.0
 
 
