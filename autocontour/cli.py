@@ -343,6 +343,76 @@ def _add_dicom_node(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_cmd_dicom_node_status)
 
 
+def _add_pseudo_mri(sub: argparse._SubParsersAction) -> None:
+    """``autocontour pseudo-mri train|convert``: the CT -> MR CycleGAN (spec D1-D4)."""
+
+    def cmd_train(args: argparse.Namespace) -> int:
+        check_file(args.config, "pseudo-MRI config")
+        from autocontour.jobs.pseudo_mri import PseudoMRITrainRequest, train_pseudo_mri
+        request = PseudoMRITrainRequest(args.config, resume=args.resume, device=args.device,
+                                        steps=args.steps)
+        with _Bar("pseudo-mri train", args.quiet) as bar:
+            result = train_pseudo_mri(request, progress=bar)
+        run, last = result.outcome, (result.outcome.history or [{}])[-1]
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "step")
+        print(f"trained {run.step} step(s) in {run.seconds:.1f} s -> {run.out}: model "
+              f"{run.model}, checkpoint {run.checkpoint}, {len(run.samples)} sample grid(s) in "
+              f"{run.out / 'samples'}")
+        print(f"  last step: {losses}")
+        return 0
+
+    def cmd_convert(args: argparse.Namespace) -> int:
+        check_output_folder(args.output, args.overwrite)  # before PyTorch is imported
+        check_input(args.input)
+        check_file(args.model, "pseudo-MRI model")
+        from autocontour.jobs.pseudo_mri import PseudoMRIConvertRequest, convert_pseudo_mri
+        request = PseudoMRIConvertRequest(args.input, args.output, args.model,
+                                          series=args.series, overwrite=args.overwrite,
+                                          device=args.device, batch_slices=args.batch)
+        with _Bar("pseudo-mri", args.quiet) as bar:
+            result = convert_pseudo_mri(request, progress=bar)
+        for w in result.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        z, y, x = result.ct.shape
+        print(f"{args.input} -> {result.output}: pseudo-MRI {x}x{y}x{z} on the CT's grid in "
+              f"{sum(result.seconds.values()):.1f} s; NIfTI {result.nifti.name}, DICOM MR series "
+              f"{result.dicom.name}/ (Frame of Reference "
+              f"{result.dicom_series.frame_of_reference_uid})")
+        return 0
+
+    p = sub.add_parser("pseudo-mri", help="pseudo-MRI from CT: train the CycleGAN, convert a CT")
+    psub = p.add_subparsers(dest="pseudo_mri_command", required=True, metavar="ACTION")
+    q = psub.add_parser("train", help="train (or resume) a CT <-> MR CycleGAN on unpaired slices",
+                        description="Train a CT <-> MR CycleGAN on unpaired 2-D slices. The "
+                        "config (YAML or JSON) names the images ('phantoms' or 'ct_images' + "
+                        "'mr_images'), the run folder 'out' and the switches "
+                        "improved_generator, denoising_discriminator, adversarial_loss "
+                        "(l1/mse) and identity_weight (README, 'Pseudo-MRI from CT').")
+    q.add_argument("config", help="pseudo-MRI config (YAML or JSON; see configs/)")
+    q.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    q.add_argument("--steps", type=_at_least(1), default=None,
+                   help="override the config's number of steps (e.g. to extend a run)")
+    q.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None,
+                   help="override the config's device")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_train)
+    q = psub.add_parser("convert", help="a CT -> its pseudo-MRI (NIfTI + DICOM MR series) on "
+                                        "the CT's grid")
+    q.add_argument("input", help="CT as a DICOM series folder or zip, NIfTI, NRRD or HDF5")
+    q.add_argument("-o", "--output", required=True,
+                   help="output folder (must be new or empty): pseudo_mri.nii.gz, dicom/, "
+                        "pseudo_mri.json")
+    q.add_argument("--model", required=True,
+                   help="model.pt (or checkpoint.pt) of 'autocontour pseudo-mri train'")
+    q.add_argument("--series", default=None, help="SeriesInstanceUID or SeriesNumber to read")
+    q.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="default: cpu")
+    q.add_argument("--batch", type=_at_least(1), default=4,
+                   help="slices per network call (default 4)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_convert)
+
 def _read_password(from_stdin: bool) -> str:
     """The new password: the first line of stdin, or typed twice at the terminal (not echoed)."""
     if from_stdin:
@@ -484,6 +554,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dataset_audit(args: argparse.Namespace) -> int:
+    check_folder(args.dataset, "data set folder")
+    check_output_folder(args.out, args.overwrite, what="--out")
+    if args.run is not None:
+        check_exists(args.run)
+    from autocontour.jobs.audit import AuditRequest, audit_dataset
+    from autocontour.jobs.base import use_threads
+    use_threads(args.threads or default_threads())
+    request = AuditRequest(args.dataset, args.out, run=args.run, epochs=args.epochs,
+                           steps_per_epoch=args.steps, batch_size=args.batch,
+                           patch_size=tuple(args.patch), channels=tuple(args.channels),
+                           seed=args.seed, device=args.device, flag=args.flag,
+                           patches=args.patches, overwrite=args.overwrite)
+    with _Bar("audit", args.quiet) as bar:
+        result = audit_dataset(request, progress=bar)
+    shown = result.cases[:max(args.flag, 10)]
+    print(f"{len(result.cases)} case(s) of {args.dataset}, most distrusted first (QAM distrust: "
+          "robust z against the same organ in the other cases; outlier from 3.5):")
+    print("rank  case                          distrust  most distrusted organs")
+    for c in shown:
+        organs = ", ".join(f"{o['organ']} {o['distrust']:.1f}" for o in c["organs"][:3])
+        mark = " (outlier)" if c["outlier"] else ""
+        print(f"{c['rank']:>4}  {c['case']:<28}  {c['distrust']:>8.2f}  {organs}{mark}")
+    outliers = sum(c["outlier"] for c in result.cases)
+    print(f"{outliers} outlier case(s); overviews of the top {len(result.overviews)} in "
+          f"{result.out / 'overview'}; every contour in {result.out / 'organs.csv'}")
+    return 0
+
+
 def _add_dataset(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dataset", help="import, inspect, split and export training data")
     dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
@@ -515,6 +614,38 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--nnunet", required=True, help="output folder for the nnU-Net raw layout")
     q.add_argument("--name", default="autocontour", help="data set name in dataset.json")
     q.set_defaults(func=_cmd_dataset_export)
+    q = dsub.add_parser(
+        "audit", help="rank the cases and organs whose contours a QAM distrusts (quality control)",
+        description="Train a segmenter with the QAM + OCM on every case of the data set (or "
+        "reuse such a run), then rank the cases, and the organs in them, by how much the QAM "
+        "distrusts their contours; writes audit.json, cases.csv, organs.csv and an overview "
+        "image of each of the most distrusted cases.")
+    q.add_argument("dataset", help="data set folder")
+    q.add_argument("-o", "--out", required=True, help="folder to write (must not exist)")
+    q.add_argument("--run", default=None,
+                   help="reuse a run trained with the QAM on this data set (its folder or "
+                   "last.pt) instead of training one")
+    q.add_argument("--epochs", type=_at_least(1), default=20, help="training epochs (default 20)")
+    q.add_argument("--steps", type=_at_least(1), default=25,
+                   help="steps per epoch (default 25)")
+    q.add_argument("--batch", type=_at_least(2), default=16,
+                   help="patches per batch, weighed against each other by the QAM (default 16)")
+    q.add_argument("--patch", type=_at_least(1), nargs=3, default=[1, 96, 96],
+                   metavar=("Z", "Y", "X"),
+                   help="training patch; Z 1 trains a 2-D network on slices (default 1 96 96)")
+    q.add_argument("--channels", type=_at_least(1), nargs="+", default=[16, 32, 64, 128],
+                   help="segmenter channels per level (default 16 32 64 128)")
+    q.add_argument("--flag", type=_at_least(0), default=10,
+                   help="cases given an overview image (default 10)")
+    q.add_argument("--patches", type=_at_least(1), default=8,
+                   help="patches the QAM scores per organ and case (default 8)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    q.add_argument("--threads", type=_at_least(1), default=None,
+                   help="CPU threads (default: the CPUs this process may use)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_dataset_audit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -604,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_cmd_serve if name == "serve" else _cmd_worker)
 
     _add_dicom_node(sub)
+    _add_pseudo_mri(sub)
 
     p = sub.add_parser("demo", help="run the main job on an embedded phantom case (no download)")
     p.add_argument("--out", default="autocontour-demo", help="output folder")

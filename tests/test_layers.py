@@ -36,6 +36,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("autocontour.artifacts",),
     # 5: siblings: none imports another (the store: accounts, uploads, results)
     ("autocontour.training", "autocontour.inference", "autocontour.store"),
+    # 5b: synthesis (pseudo-MRI CycleGAN): networks, data, io, and later the training engine
+    ("autocontour.synthesis",),
     # 6: user-level jobs (predict, demo, evaluate, train, build a model, import a data set)
     ("autocontour.jobs",),
     # 7: the service (HTTP API, queue, workers)

@@ -26,6 +26,8 @@ job                            request                        result
 :func:`add_user`               :class:`AddUserRequest`        :class:`AddUserResult`
 :func:`contour_case`           :class:`ContourCaseRequest`    :class:`ContourCaseResult`
 :func:`fingerprint_dataset`    a data set path                ``FingerprintResult``
+:func:`train_pseudo_mri`       :class:`PseudoMRITrainRequest` :class:`PseudoMRITrainResult`
+:func:`convert_pseudo_mri`     ``PseudoMRIConvertRequest``    ``PseudoMRIConvertResult``
 ============================== ============================== ===============================
 
 Example::
@@ -68,6 +70,9 @@ _LAZY = {
                     "autocontour.jobs.phantoms"),
     **dict.fromkeys(("ConvertRequest", "ConvertResult", "ModelDescription", "convert",
                      "describe_file", "describe_model", "list_models"), "autocontour.jobs.files"),
+    **dict.fromkeys(("PseudoMRITrainRequest", "PseudoMRITrainResult", "train_pseudo_mri",
+                     "PseudoMRIConvertRequest", "PseudoMRIConvertResult", "convert_pseudo_mri"),
+                    "autocontour.jobs.pseudo_mri"),
 }
 
 if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_exports.py)
@@ -121,6 +126,14 @@ if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_ex
         load_contourer,
         predict,
     )
+    from autocontour.jobs.pseudo_mri import (
+        PseudoMRIConvertRequest,
+        PseudoMRIConvertResult,
+        PseudoMRITrainRequest,
+        PseudoMRITrainResult,
+        convert_pseudo_mri,
+        train_pseudo_mri,
+    )
     from autocontour.jobs.training import TrainRequest, TrainResult, train
 
 __all__ = [
@@ -149,6 +162,10 @@ __all__ = [
     "PredictResult",
     "Progress",
     "ProgressCallback",
+    "PseudoMRIConvertRequest",
+    "PseudoMRIConvertResult",
+    "PseudoMRITrainRequest",
+    "PseudoMRITrainResult",
     "Reporter",
     "RunJobRequest",
     "RunJobResult",
@@ -161,6 +178,7 @@ __all__ = [
     "build_model",
     "contour_case",
     "convert",
+    "convert_pseudo_mri",
     "describe_file",
     "describe_model",
     "evaluate",
@@ -174,6 +192,7 @@ __all__ = [
     "run_demo",
     "split_dataset",
     "train",
+    "train_pseudo_mri",
     "write_phantoms",
 ]
 
