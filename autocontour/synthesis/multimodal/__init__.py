@@ -1,0 +1,45 @@
+"""Multi-modal lesion-guided synthesis (seed 003, spec E): the parts that need no training.
+
+* :mod:`.structure`: Algorithm 1 (:func:`structure_map`), Algorithm 2 (:func:`extract_mask`,
+  :func:`enlarge`) and the noise fusion of eq. (12) (:func:`fuse_noise`, :func:`fusion_noise`),
+  with the thresholds chosen on the brain-lesion phantoms.
+* :mod:`.lesions`: random lesion labels from real ones (:func:`random_lesion`) and the organ-mask
+  filter (:func:`lesion_inside`, :func:`draw_lesion`).
+* :mod:`.losses`: the loss terms (6)-(11) and (13)-(18) (PyTorch; import it directly).
+
+The networks (E_s, G_s, D_z, D_s, G_m, G, D) are in :mod:`autocontour.models.synthesis`.
+"""
+
+from __future__ import annotations
+
+from autocontour.synthesis.multimodal.lesions import (
+    LesionTransform,
+    draw_lesion,
+    lesion_inside,
+    random_lesion,
+    transform_lesion,
+)
+from autocontour.synthesis.multimodal.structure import (
+    enlarge,
+    extract_mask,
+    fuse_noise,
+    fusion_noise,
+    remove_lesion,
+    sobel_edges,
+    structure_map,
+)
+
+__all__ = [
+    "LesionTransform",
+    "draw_lesion",
+    "enlarge",
+    "extract_mask",
+    "fuse_noise",
+    "fusion_noise",
+    "lesion_inside",
+    "random_lesion",
+    "remove_lesion",
+    "sobel_edges",
+    "structure_map",
+    "transform_lesion",
+]
