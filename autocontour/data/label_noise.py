@@ -282,3 +282,98 @@ def _inplane_distance(mask: np.ndarray, inside: bool) -> np.ndarray:
         else:
             out[z] = ndimage.distance_transform_edt(~mask[z])
     return out
+
+
+# --- single-organ contour errors (the dataset audit's test) --------------------------------------
+
+#: The kinds of contouring error :func:`corrupt_organ` makes, as a clinic's contours show them.
+CORRUPTIONS = ("dilate", "erode", "shift", "swap", "missing_slices")
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """One contouring error made in a case (what :func:`corrupt_organ` did).
+
+    Attributes:
+        kind: one of :data:`CORRUPTIONS`.
+        organs: the organs whose contour changed (both of a pair for "swap").
+        amount: pixels grown or shrunk (in-plane), pixels moved ("shift"), slices removed
+            ("missing_slices"); 0 for "swap".
+        detail: e.g. the shift vector (dy, dx) or the slice range removed.
+    """
+
+    kind: str
+    organs: tuple[str, ...]
+    amount: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "organs": list(self.organs), "amount": self.amount,
+                "detail": self.detail}
+
+
+def corrupt_organ(labels: np.ndarray, organs: OrganSet, organ: str, kind: str, amount: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, Corruption]:
+    """One contouring error in one organ of a (z, y, x) label map; the input is not modified.
+
+    Kinds (the errors of a clinic's contours the dataset audit must find):
+
+    * ``"dilate"`` / ``"erode"``: grown or shrunk in-plane by ``amount`` pixels, with the rules
+      of :func:`apply_label_noise` (growth claims background only; an erosion keeps at least
+      one voxel).
+    * ``"shift"``: moved ``amount`` pixels in-plane in a random direction; it overwrites
+      background only and what leaves the array is lost.
+    * ``"swap"``: the organ and its left/right partner exchange labels (``amount`` unused).
+    * ``"missing_slices"``: the contour removed on ``amount`` consecutive slices of its extent
+      (at a random place, always leaving at least one slice).
+
+    Raises:
+        InvalidInputError: not a 3-D integer map, the organ absent from the map, a swap of an
+            unpaired organ or ``amount`` below 1 (other kinds).
+        UnknownOptionError: an unknown kind or organ name (with the closest choice).
+    """
+    _check("labels", labels, organs)
+    if labels.ndim != 3:
+        raise InvalidInputError(f"corrupt_organ: a (z, y, x) label map is needed, got "
+                                f"{labels.shape}")
+    if kind not in CORRUPTIONS:
+        raise UnknownOptionError(did_you_mean(f"unknown corruption {kind!r}", kind,
+                                              list(CORRUPTIONS)))
+    target = organs.by_name(organ)
+    mask = labels == target.label
+    if not mask.any():
+        raise InvalidInputError(f"corrupt_organ: {organ} is absent from the label map")
+    if kind != "swap" and int(amount) < 1:
+        raise InvalidInputError(f"corrupt_organ: amount must be at least 1, got {amount}")
+    amount = int(amount)
+    if kind in ("dilate", "erode"):
+        out, applied = _perturb(labels, {target.label: (kind, amount)})
+        return out, Corruption(kind, (organ,), applied[target.label])
+    out = labels.copy()
+    if kind == "swap":
+        partner = next((r if o is target else o for o, r in organs.pairs()
+                        if target in (o, r)), None)
+        if partner is None:
+            raise InvalidInputError(f"corrupt_organ: {organ} has no left/right partner to "
+                                    "swap with")
+        other = labels == partner.label
+        out[mask], out[other] = partner.label, target.label
+        return out, Corruption(kind, (organ, partner.name), 0)
+    if kind == "shift":
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        dy, dx = (int(np.rint(amount * np.sin(angle))), int(np.rint(amount * np.cos(angle))))
+        moved = ndimage.shift(mask, (0, dy, dx), order=0, mode="constant", cval=False)
+        out[mask] = 0
+        out[moved & (out == 0)] = target.label
+        return out, Corruption(kind, (organ,), amount, {"dy_dx_px": [dy, dx]})
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    count = min(amount, len(zs) - 1)
+    if count < 1:
+        raise InvalidInputError(f"corrupt_organ: {organ} lies on one slice; no slice range can "
+                                "be removed")
+    first = int(rng.integers(0, len(zs) - count + 1))
+    removed = zs[first:first + count]
+    for z in removed:
+        out[z][mask[z]] = 0
+    return out, Corruption(kind, (organ,), int(count),
+                           {"slices": [int(removed[0]), int(removed[-1])]})

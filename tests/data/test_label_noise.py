@@ -182,3 +182,77 @@ def test_bad_config_is_refused(kwargs, error, match):
 def test_bad_label_maps_are_refused(labels, match):
     with pytest.raises(InvalidInputError, match=match):
         apply_label_noise({"bad": labels}, CHEST, LabelNoiseConfig(0.5))
+
+
+# --- corrupt_organ: the single-organ contouring errors of the dataset audit's test ------------
+
+def _pelvis_labels() -> tuple[np.ndarray, object]:
+    from autocontour.phantoms import make_case
+    case = make_case("pelvis", 5, (16, 48, 48))
+    return case.labels.array, case.labels.organs
+
+
+def test_corrupt_organ_changes_only_the_named_organ():
+    from autocontour.data.label_noise import corrupt_organ
+    labels, organs = _pelvis_labels()
+    before = labels.copy()
+    bladder = organs.by_name("Bladder").label
+    for kind, amount in (("dilate", 2), ("erode", 1), ("shift", 3), ("missing_slices", 2)):
+        out, record = corrupt_organ(labels, organs, "Bladder", kind, amount,
+                                    np.random.default_rng(0))
+        assert np.array_equal(labels, before)  # the input is not modified
+        changed = out != labels
+        assert changed.any(), kind
+        # every changed voxel was or became the bladder, nothing else moved
+        assert np.all((labels[changed] == bladder) | (out[changed] == bladder)), kind
+        assert record.kind == kind and record.organs == ("Bladder",)
+    grown, _ = corrupt_organ(labels, organs, "Bladder", "dilate", 2, np.random.default_rng(0))
+    shrunk, _ = corrupt_organ(labels, organs, "Bladder", "erode", 1, np.random.default_rng(0))
+    n = int((labels == bladder).sum())
+    assert (grown == bladder).sum() > n > (shrunk == bladder).sum()
+
+
+def test_shift_keeps_the_shape_and_moves_it_by_the_amount():
+    from autocontour.data.label_noise import corrupt_organ
+    labels = np.zeros((3, 60, 60), np.uint8)
+    labels[:, 20:30, 20:30] = 3  # Heart of the chest set, far from the edges
+    out, record = corrupt_organ(labels, CHEST, "Heart", "shift", 5, np.random.default_rng(1))
+    dy, dx = record.detail["dy_dx_px"]
+    assert 4.5 <= np.hypot(dy, dx) <= 5.5
+    assert np.array_equal(out, np.roll(labels, (dy, dx), axis=(1, 2)))
+
+
+def test_swap_exchanges_the_pair_and_missing_slices_removes_a_range():
+    from autocontour.data.label_noise import corrupt_organ
+    labels, organs = _pelvis_labels()
+    left, right = organs.by_name("Femur_Head_L").label, organs.by_name("Femur_Head_R").label
+    out, record = corrupt_organ(labels, organs, "Femur_Head_R", "swap", 0,
+                                np.random.default_rng(0))
+    assert np.array_equal(out == left, labels == right)
+    assert np.array_equal(out == right, labels == left)
+    assert set(record.organs) == {"Femur_Head_L", "Femur_Head_R"}
+    out, record = corrupt_organ(labels, organs, "Femur_Head_L", "missing_slices", 3,
+                                np.random.default_rng(0))
+    first, last = record.detail["slices"]
+    assert last - first + 1 == record.amount == 3
+    assert not (out[first:last + 1] == left).any()
+    assert (out == left).any()  # at least one slice is left
+
+
+def test_corrupt_organ_refuses_what_it_cannot_do():
+    from autocontour.data.label_noise import corrupt_organ
+    labels, organs = _pelvis_labels()
+    rng = np.random.default_rng(0)
+    with pytest.raises(UnknownOptionError, match="did you mean 'shift'"):
+        corrupt_organ(labels, organs, "Bladder", "shfit", 2, rng)
+    with pytest.raises(InvalidInputError, match="no left/right partner"):
+        corrupt_organ(labels, organs, "Bladder", "swap", 0, rng)
+    absent = "Prostate" if not (labels == organs.by_name("Prostate").label).any() else "CTV"
+    with pytest.raises(InvalidInputError, match=f"{absent} is absent"):
+        corrupt_organ(labels, organs, absent, "dilate", 2, rng)
+    with pytest.raises(InvalidInputError, match="amount must be at least 1"):
+        corrupt_organ(labels, organs, "Bladder", "dilate", 0, rng)
+    one_slice = np.zeros((4, 20, 20), np.uint8)
+    one_slice[2, 5:9, 5:9] = 3
+    with pytest.raises(InvalidInputError, match="lies on one slice"):
+        corrupt_organ(one_slice, CHEST, "Heart", "missing_slices", 1, rng)
