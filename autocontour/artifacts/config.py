@@ -242,7 +242,8 @@ class TrainConfig:
             other organs' voxels count as background, and the Dice term and validation score
             just these. The network keeps one output channel per label value of the data set,
             so its channels mean what every other member's mean. None: every organ.
-        folds: k of the k-fold split (``DS/splits_<k>fold.json``, created when absent).
+        folds: k of the k-fold split (``DS/splits_<k>fold.json``, created when absent); 1
+            trains on every case with no validation (no splits file; e.g. the dataset audit).
         fold: the fold trained when one fold is run.
         amp: mixed precision on CUDA (ignored on CPU).
         seed: seed of the splits (when created), sampling, augmentation and initial weights.
@@ -294,7 +295,7 @@ class TrainConfig:
         object.__setattr__(self, "patch_size", tuple(
             _number("patch_size", s, int, 1) for s in size))
         for name, low in (("batch_size", 1), ("epochs", 1), ("steps_per_epoch", 1),
-                          ("val_every", 1), ("folds", 2), ("seed", 0), ("num_workers", 0)):
+                          ("val_every", 1), ("folds", 1), ("seed", 0), ("num_workers", 0)):
             object.__setattr__(self, name, _number(name, getattr(self, name), int, low))
         object.__setattr__(self, "fold", _number("fold", self.fold, int, 0, self.folds - 1))
         object.__setattr__(self, "lr", _number("lr", self.lr, float, 0.0, low_open=True))

@@ -141,10 +141,16 @@ def fold_cases(dataset: Path, source: CaseCache, folds: int, fold: int, seed: in
                ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(train, val) case IDs of ``fold``, making and saving the splits when absent.
 
+    ``folds`` 1: every case trains and none validates.
+
     Raises:
         InvalidInputError: unreadable splits, splits naming unknown cases, fewer cases than
             folds, or a fold outside the file.
     """
+    if folds == 1:  # every case trains, none validates (no splits file is read or made)
+        if fold != 0:
+            raise InvalidInputError(f"one fold (folds: 1) has only fold 0, fold {fold} asked for")
+        return tuple(source.case_ids), ()
     folder = DatasetFolder(dataset)
     if not folder.has_splits(folds):
         folder.make_splits(folds, seed=seed, cache=source)

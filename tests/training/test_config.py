@@ -65,7 +65,7 @@ INVALID = [
     ({"weight_decay": -1}, InvalidInputError, "weight_decay"),
     ({"plateau": {"factor": 1.5}}, InvalidInputError, "plateau.factor"),
     ({"plateau": {"factor": 1.0}}, InvalidInputError, "plateau.factor must be below 1"),
-    ({"folds": 1}, InvalidInputError, r"folds must lie in \[2"),
+    ({"folds": 0}, InvalidInputError, r"folds must lie in \[1"),
     ({"folds": 3, "fold": 3}, InvalidInputError, r"fold must lie in \[0, 2\]"),
     ({"amp": "yes"}, InvalidInputError, "amp must be true or false"),
     ({"sampling": {"foreground_fraction": 2}}, InvalidInputError, "foreground_fraction"),
