@@ -100,7 +100,10 @@ def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: in
                    window: tuple[float, float] = (40.0, 400.0), title: str | None = None,
                    model: str | None = None, reference: LabelMap | None = None,
                    flags: Mapping[str, str] | None = None, overwrite: bool = False,
-                   body: np.ndarray | None = None) -> Path:
+                   body: np.ndarray | None = None,
+                   flag_source: str = "the anatomy checks",
+                   flag_note: str = "see report.json",
+                   legend: tuple[str, str] = ("contours", "reference (truth)")) -> Path:
     """Write the overview PNG: ``slices`` axial panels, one coronal panel and a legend.
 
     Args:
@@ -116,6 +119,9 @@ def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: in
             colours of ``labels``' organ set (values that set lacks are not drawn).
         flags: organ -> "flagged" or "removed" by the anatomy checks: flagged organs are marked
             "(!)" in the legend, and a title line names both kinds.
+        flag_source: who flagged them, for that title line (e.g. "the dataset audit").
+        flag_note: where that line sends the reader for why.
+        legend: the legend's names of the solid (``labels``) and dashed (``reference``) lines.
         overwrite: replace an existing file.
         body: the body outline (boolean, on ``ct``'s array grid), drawn as a thin line.
 
@@ -150,10 +156,10 @@ def write_overview(ct: Volume, labels: LabelMap, path: str | Path, *, slices: in
     for action in ("flagged", "removed"):
         named = [o for o, a in flags.items() if a == action]
         if named:
-            lines.append(f"{action} by the anatomy checks: {', '.join(named)} (see report.json)")
+            lines.append(f"{action} by {flag_source}: {', '.join(named)} ({flag_note})")
     outline = None if body is None else canonical(body_labels(body, ct.geometry), "LPS").array
     fig = _figure(ct, labels, reference, slices, (level - width / 2, level + width / 2),
-                  lines, {o for o, a in flags.items() if a == "flagged"}, outline)
+                  lines, {o for o, a in flags.items() if a == "flagged"}, outline, legend)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
@@ -244,7 +250,8 @@ def _legend_name(organ: Organ, flagged: bool = False) -> str:
 def _figure(ct: Volume, labels: LabelMap, reference: LabelMap | None, n: int,
             clim: tuple[float, float], title: list[str],
             flagged: set[str] | frozenset[str] = frozenset(),
-            body: np.ndarray | None = None) -> Figure:
+            body: np.ndarray | None = None,
+            legend: tuple[str, str] = ("contours", "reference (truth)")) -> Figure:
     image = canonical(ct, "LPS")
     planes = [(canonical(labels, "LPS"), "-")]
     if reference is not None:
@@ -294,8 +301,7 @@ def _figure(ct: Volume, labels: LabelMap, reference: LabelMap | None, n: int,
                                   label="External (body outline)"))
         if reference is not None:
             handles += [Line2D([], [], color="0.4", linewidth=1.5, label=label, linestyle=style)
-                        for label, style in (("contours", "-"), ("reference (truth)",
-                                                                 REFERENCE_DASHES))]
+                        for label, style in ((legend[0], "-"), (legend[1], REFERENCE_DASHES))]
         fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
     fig.suptitle("\n".join(lines), fontsize=9)
     return fig

@@ -1,0 +1,249 @@
+"""The dataset audit: which cases, and which organs in them, a QAM trained on the data distrusts.
+
+Quality control of a clinic's own contours (beyond seed 002, which used the QAM only to train).
+A run trained with ``sample_weighting: qam`` (the QAM with the OCM) has learnt, in Φ, to give a
+low score to an (image, contour) pair that disagrees with what the segmenter learns from the
+rest of the data. After training, Φ scores every organ of every case again, deterministically:
+
+* **QAM score of an organ in a case** (``qam_score``): the mean bounded score Γ(Φ(x, y)) over
+  ``patches`` training-sized patches centred on random voxels of that organ (seeded), with the
+  case's stored contour as y. A patch centred on an organ is dominated by it, so a wrong
+  contour of that organ lowers the score; Φ's global average pooling weighs the whole patch.
+* **Distrust** (``qam``): scores differ between organs (a lens patch is not a bladder patch), so
+  an organ's score is compared with the same organ in the other cases: distrust = −z, with z the
+  robust z-score (median, 1.4826 × MAD, at least :data:`SCORE_FLOOR`) of that organ's scores
+  over the cases.
+* A **case's** distrust is that of its most distrusted organ.
+
+Two other rankings come with it, for comparison (the audit's measurement reports all three):
+
+* ``volume``: the organ's volume against the same organ in the other cases, |z| (the plain
+  baseline: an outlier volume flags dilated, eroded, or partly missing contours, not shifted
+  or swapped ones);
+* ``model``: the segmenter's disagreement with the contour: −z of the Dice between its
+  prediction and the stored contour.
+
+Everything here reads the data set's preprocessed cache of the run's recipe, so the patches are
+what the run trained on; volumes are taken from the training cache (as imported, in mL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from autocontour.artifacts.files import CHECKPOINT, TrainedNetwork, read_file, trained_network
+from autocontour.data.cache import CaseCache
+from autocontour.errors import InvalidInputError
+from autocontour.evaluation import dice
+from autocontour.models.inferer import SlidingWindowInferer, spatial_dims
+from autocontour.training.qam import QualityAwareness
+
+#: The rankings an audit gives, the QAM's first.
+RANKINGS = ("qam", "volume", "model")
+#: Patches Φ scores per organ and case.
+PATCHES = 8
+
+
+@dataclass(frozen=True)
+class OrganRow:
+    """One organ of one case: what the audit measured and how much each ranking distrusts it.
+
+    Attributes:
+        case, organ: which.
+        qam_score: mean bounded Φ score of its patches (higher: more trusted).
+        volume_ml: its volume as imported.
+        model_dice: Dice of the segmenter's prediction against the stored contour.
+        distrust: ranking name -> robust z (higher: more suspicious); see the module doc.
+    """
+
+    case: str
+    organ: str
+    qam_score: float
+    volume_ml: float
+    model_dice: float
+    distrust: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditedRun:
+    """A trained run's segmenter and its QAM, ready to score cases."""
+
+    trained: TrainedNetwork
+    qam: QualityAwareness
+
+
+def load_audited_run(path: str | Path, device: str | torch.device = "cpu") -> AuditedRun:
+    """The segmenter and Φ of a training checkpoint (``last.pt``) trained with the QAM.
+
+    Raises:
+        InvalidInputError: an unreadable checkpoint, or one trained without ``sample_weighting``
+            (the message names the file).
+    """
+    path = Path(path)
+    data = read_file(path, (CHECKPOINT,))
+    trained = trained_network(path, data, device)
+    weighting = trained.config.sample_weighting
+    state = (data.get("extra_modules") or {}).get("qam")
+    if weighting is None or state is None:
+        raise InvalidInputError(f"{path}: trained without the QAM (sample_weighting: qam); the "
+                                "audit needs a run that trained one")
+    kwargs = data["network"].get("arch_kwargs", {})
+    classes = int(kwargs.get("out_channels", max(trained.organs.labels) + 1))
+    qam = QualityAwareness.from_config(weighting, spatial_dims(trained.net),
+                                       int(kwargs.get("in_channels", 1)), classes)
+    try:
+        qam.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InvalidInputError(f"{path}: the QAM's weights do not fit its config "
+                                f"({str(exc).splitlines()[0]})") from None
+    return AuditedRun(trained, qam.to(next(trained.net.parameters()).device).eval())
+
+
+def measure_case(run: AuditedRun, cache: CaseCache, case_id: str, patches: int = PATCHES,
+                 seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Organ name -> (QAM score, model Dice) of one case of the preprocessed ``cache``.
+
+    Only organs with voxels in the case are measured.
+    """
+    net, config, organs = run.trained.net, run.trained.config, run.trained.organs
+    device = next(net.parameters()).device
+    size = np.asarray(config.patch_size)
+    image, labels = cache.load_channels(case_id)
+    shape = np.asarray(labels.shape)
+    keep = None if config.organs is None else np.asarray(
+        organs.subset(list(config.organs)).keep_lookup(), np.uint8)
+    stored = labels.array if keep is None else keep[labels.array]
+    inferer = SlidingWindowInferer(config.patch_size, out_device="cpu")
+    x = torch.from_numpy(np.stack([v.array for v in image]).astype(np.float32))[None]
+    with torch.no_grad():
+        predicted = inferer.logits(net, x.to(device)).argmax(0).numpy()
+    lo, hi = np.minimum(0, shape - size), np.maximum(0, shape - size)
+    out: dict[str, tuple[float, float]] = {}
+    for organ in organs:
+        if keep is not None and keep[organ.label] == 0:
+            continue
+        where = cache.locations(case_id, organ.label)
+        if not len(where):
+            continue
+        rng = np.random.default_rng([seed, organ.label, *map(ord, case_id[-16:])])
+        centres = where[rng.choice(len(where), size=min(patches, len(where)), replace=False)]
+        starts = [np.clip(c - size // 2, lo, hi) for c in centres]
+        reads = [cache.read_patch(case_id, tuple(int(v) for v in s), tuple(size))
+                 for s in starts]
+        img = torch.from_numpy(np.stack([r[0] for r in reads]))
+        lab = np.stack([r[1] for r in reads])[:, None]
+        lab = torch.from_numpy(lab if keep is None else keep[lab])
+        if size[0] == 1:  # 2-D: (B, C, 1, y, x) -> (B, C, y, x)
+            img, lab = img[:, :, 0], lab[:, :, 0]
+        with torch.no_grad():
+            score = run.qam.bound(run.qam.scores(img.to(device), lab.to(device)))
+        out[organ.name] = (float(score.mean()),
+                           dice(predicted == organ.label, stored == organ.label))
+    return out
+
+
+def robust_z(values: Sequence[float], floor: float) -> np.ndarray:
+    """(v − median) / max(1.4826 × MAD, ``floor``): the robust z-score of each value.
+
+    ``floor`` is the smallest spread taken as real (differences below it are noise), so values
+    that are nearly all equal do not turn a rounding difference into an outlier.
+    """
+    v = np.asarray(values, float)
+    if not len(v):
+        return v
+    centre = np.median(v)
+    return (v - centre) / max(1.4826 * float(np.median(np.abs(v - centre))), floor)
+
+
+#: The smallest spread :func:`robust_z` takes as real: QAM score (bounded to ±2), a volume's
+#: share of the organ's median volume, Dice.
+SCORE_FLOOR, VOLUME_FLOOR, DICE_FLOOR = 0.01, 0.02, 0.01
+
+
+def audit_rows(measured: dict[str, dict[str, tuple[float, float]]],
+               volumes: dict[str, dict[str, float]]) -> list[OrganRow]:
+    """Every (case, organ) measured, with its distrust by each ranking (module doc)."""
+    rows: list[OrganRow] = []
+    names = sorted({o for m in measured.values() for o in m})
+    for organ in names:
+        cases = [c for c in measured if organ in measured[c]]
+        score = np.array([measured[c][organ][0] for c in cases])
+        agree = np.array([measured[c][organ][1] for c in cases])
+        volume = np.array([volumes[c].get(organ, 0.0) for c in cases])
+        z_qam = -robust_z(score, SCORE_FLOOR)
+        z_vol = np.abs(robust_z(volume, VOLUME_FLOOR * max(float(np.median(volume)), 1e-6)))
+        z_model = -robust_z(agree, DICE_FLOOR)
+        for i, case in enumerate(cases):
+            rows.append(OrganRow(case, organ, float(score[i]), float(volume[i]),
+                                 float(agree[i]), {"qam": float(z_qam[i]),
+                                                   "volume": float(z_vol[i]),
+                                                   "model": float(z_model[i])}))
+    return rows
+
+
+def rank_cases(rows: Sequence[OrganRow], ranking: str = "qam") -> list[dict[str, Any]]:
+    """Cases, most distrusted first: ``{"case", "distrust", "organs"}`` with the case's organs
+    most distrusted first (``{"organ", "distrust"}``).
+
+    Raises:
+        InvalidInputError: an unknown ranking.
+    """
+    if ranking not in RANKINGS:
+        raise InvalidInputError(f"unknown ranking {ranking!r}; choose from {', '.join(RANKINGS)}")
+    by_case: dict[str, list[OrganRow]] = {}
+    for row in rows:
+        by_case.setdefault(row.case, []).append(row)
+    out = []
+    for case, organ_rows in by_case.items():
+        ordered = sorted(organ_rows, key=lambda r: -r.distrust[ranking])
+        out.append({"case": case, "distrust": ordered[0].distrust[ranking],
+                    "organs": [{"organ": r.organ, "distrust": r.distrust[ranking]}
+                               for r in ordered]})
+    return sorted(out, key=lambda c: (-c["distrust"], c["case"]))
+
+
+def rank_organs(rows: Sequence[OrganRow], ranking: str = "qam") -> list[OrganRow]:
+    """Every (case, organ), most distrusted first by ``ranking``."""
+    if ranking not in RANKINGS:
+        raise InvalidInputError(f"unknown ranking {ranking!r}; choose from {', '.join(RANKINGS)}")
+    return sorted(rows, key=lambda r: (-r.distrust[ranking], r.case, r.organ))
+
+
+def organ_volumes(cache: CaseCache, case_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """case -> organ -> volume (mL) from the stored voxel counts of a cache."""
+    out = {}
+    for cid in case_ids:
+        voxel_ml = float(np.prod(cache.geometry(cid).spacing)) / 1000.0
+        counts = cache.voxel_counts(cid)
+        out[cid] = {o.name: counts[o.label] * voxel_ml for o in cache.organs if o.label in counts}
+    return out
+
+
+def measure_cases(run: AuditedRun, cache: CaseCache, case_ids: Sequence[str],
+                  patches: int = PATCHES, seed: int = 0,
+                  on_case: Callable[[str, int, int], None] | None = None
+                  ) -> dict[str, dict[str, tuple[float, float]]]:
+    """:func:`measure_case` of every case, reporting each to ``on_case(case, done, total)``."""
+    out = {}
+    for i, cid in enumerate(case_ids):
+        out[cid] = measure_case(run, cache, cid, patches, seed)
+        if on_case is not None:
+            on_case(cid, i + 1, len(case_ids))
+    return out
+
+
+def precision_recall(ranked: Sequence[str], truth: set[str], k: int) -> tuple[float, float]:
+    """(precision, recall) of the first ``k`` of ``ranked`` against the set ``truth``."""
+    if k < 1:
+        raise InvalidInputError(f"k must be at least 1, got {k}")
+    hits = len(set(ranked[:k]) & truth)
+    return hits / min(k, len(ranked)) if ranked else 0.0, hits / len(truth) if truth else 1.0
