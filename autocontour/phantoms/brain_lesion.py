@@ -47,12 +47,14 @@ MODALITIES = ("CT", "T1", "T2", "FLAIR")
 FOV_MM = 240.0
 _FLAT = 1e4  # ellipsoid radius along the unused z axis: an ellipse in the plane
 
-#: Mean intensity of each tissue per modality: CT in HU, MR in arbitrary units (about 0..1).
+#: Mean intensity of each tissue per modality: CT in HU, MR in arbitrary units (about 0..1). The
+#: skull on MR (dark tables, brighter marrow) and the suppressed CSF on FLAIR are kept at 0.14 or
+#: more, well above the air's noise floor, so that a foreground threshold separates head from air.
 TISSUES: dict[str, dict[str, float]] = {
     "air": {"CT": -1000.0, "T1": 0.0, "T2": 0.0, "FLAIR": 0.0},
     "scalp": {"CT": 20.0, "T1": 0.75, "T2": 0.45, "FLAIR": 0.55},
-    "skull": {"CT": 1100.0, "T1": 0.08, "T2": 0.06, "FLAIR": 0.06},
-    "csf": {"CT": 8.0, "T1": 0.12, "T2": 0.95, "FLAIR": 0.08},
+    "skull": {"CT": 1100.0, "T1": 0.18, "T2": 0.14, "FLAIR": 0.14},
+    "csf": {"CT": 8.0, "T1": 0.15, "T2": 0.95, "FLAIR": 0.15},
     "grey": {"CT": 40.0, "T1": 0.45, "T2": 0.58, "FLAIR": 0.52},
     "white": {"CT": 28.0, "T1": 0.66, "T2": 0.40, "FLAIR": 0.38},
     "deep": {"CT": 37.0, "T1": 0.52, "T2": 0.50, "FLAIR": 0.47},
@@ -60,7 +62,7 @@ TISSUES: dict[str, dict[str, float]] = {
 #: Ranges (lo, hi) from which each tumour's core, necrosis and oedema intensities are drawn.
 LESION_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "core": {"CT": (22.0, 60.0), "T1": (0.22, 0.40), "T2": (0.68, 0.88), "FLAIR": (0.66, 0.92)},
-    "necrosis": {"CT": (10.0, 20.0), "T1": (0.10, 0.20), "T2": (0.85, 0.98),
+    "necrosis": {"CT": (10.0, 20.0), "T1": (0.14, 0.22), "T2": (0.85, 0.98),
                  "FLAIR": (0.20, 0.40)},
     "oedema": {"CT": (12.0, 22.0), "T1": (0.42, 0.55), "T2": (0.66, 0.82),
                "FLAIR": (0.78, 0.95)},
@@ -137,19 +139,18 @@ def _anatomy(var: Variation, rng: np.random.Generator) -> dict[str, Shape]:
     }
 
 
-def _lesions(
-    rng: np.random.Generator, brain_sdf: np.ndarray, p: tuple[np.ndarray, ...], count: int
-) -> list[dict[str, Any]]:
-    """Draw ``count`` tumours whose centres lie at least their radius inside the brain."""
-    inside = np.argwhere(brain_sdf < -12.0)
+def _lesions(rng: np.random.Generator, brain: Shape, count: int) -> list[dict[str, Any]]:
+    """Draw ``count`` tumours whose centres lie at least their radius (at most 25 mm, at least
+    12 mm) inside the brain; drawn in model mm, so a seed gives the same tumours on any grid."""
     out: list[dict[str, Any]] = []
     for _ in range(count):
         radius = float(rng.uniform(5.0, 20.0))
-        for _try in range(50):
-            iy, ix = inside[int(rng.integers(len(inside)))]
-            if brain_sdf[iy, ix] < -min(radius, 25.0):
+        depth = max(12.0, min(radius, 25.0))
+        for _try in range(200):
+            cx, cy = (float(v) for v in rng.uniform(brain.lo[:2], brain.hi[:2]))
+            point = tuple(np.array([v], np.float32) for v in (cx, cy, 0.0))
+            if float(brain.sdf(point)[0]) < -depth:
                 break
-        cx, cy = float(p[0][iy, ix]), float(p[1][iy, ix])
         aspect = float(rng.uniform(0.65, 1.0))
         angle = float(rng.uniform(0.0, 180.0))
         core = Bumpy(_ellipse(cx, cy, radius, radius * aspect, angle),
@@ -220,7 +221,7 @@ def brain_lesion_case(
     d = {name: shape.sdf(p) for name, shape in shapes.items()}
 
     count = int(rng.integers(1, 3)) if lesions is None else int(lesions)
-    drawn = _lesions(np.random.default_rng([int(seed), 32]), d["brain"], p, count)
+    drawn = _lesions(np.random.default_rng([int(seed), 32]), shapes["brain"], count)
 
     def cover(sdf: np.ndarray) -> np.ndarray:  # partial-volume weight, a one-pixel ramp
         return np.clip(0.5 - sdf / pixel, 0.0, 1.0).astype(np.float32)

@@ -98,3 +98,15 @@ def test_write_and_load_folder(tmp_path) -> None:
         write_lesion_cases(tmp_path / "set", 1, size=48)
     with pytest.raises(InvalidInputError, match="at least 1"):
         write_lesion_cases(tmp_path / "other", 0)
+
+
+def test_same_anatomy_and_lesions_on_any_grid() -> None:
+    small, big = brain_lesion_case(6, size=64), brain_lesion_case(6, size=128)
+    assert small.meta["lesions"] == big.meta["lesions"]
+
+    def centroid_mm(volume) -> np.ndarray:
+        zyx = np.argwhere(volume.array > 0).mean(axis=0)
+        return volume.geometry.index_to_physical(zyx[::-1][None])[0]
+
+    for get in (lambda c: c.lesion, lambda c: c.brain):
+        assert np.abs(centroid_mm(get(small)) - centroid_mm(get(big))).max() < 2.0

@@ -20,12 +20,18 @@ below were chosen on the brain-lesion phantoms (:mod:`autocontour.phantoms.brain
   one-pixel line 0.27 (not added: lines are not thickened, which at 1.9 mm pixels merged
   neighbouring contours into bands with β = 0.2-0.25), a one-pixel gap in a line 0.25 (not
   closed) and a line pixel 0.45 or more (kept);
-* ``gamma = 0.05``: the foreground of an image in 0..1 (air is 0, the Rician noise floor of the
-  phantoms' MR about 0.03).
+* ``gamma = 0.07``: the foreground of an image in 0..1. On the phantoms the air is 0 plus Rician
+  noise of σ up to 0.025 (above 0.07 in 2 % of air pixels, scattered, so the median filter
+  removes them) and the darkest tissue (MR skull, FLAIR CSF) is 0.14 or more; 0.05 left clusters
+  of air noise in the masks of the 240×240 images.
 
-For Algorithm 2: ``alpha = 0.05`` (the foreground threshold, as γ) and ``p = 4`` pixels of
+For Algorithm 2: ``alpha = 0.07`` (the foreground threshold, as γ) and ``p = 4`` pixels of
 enlargement at 128×128 (the organ grows by about 2 pixels on each side; scale ``p`` with the
-image size).
+image size: the figure script uses 8 at 240×240).
+
+On real data these values are a starting point: images must be scaled to 0..1 first (a CT by a
+window, an MR by its percentiles, :meth:`autocontour.data.multimodal.MultiModalCase.unit`), and
+α, β, γ checked on a figure like ``experiments/structure_maps_figure.py`` makes.
 """
 
 from __future__ import annotations
@@ -45,11 +51,11 @@ ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 #: Defaults of Algorithm 1 (see the module docstring for why).
 ALPHA = 0.35
 BETA = 0.3
-GAMMA = 0.05
+GAMMA = 0.07
 SIGMA1 = 1.0
 SIGMA2 = 1.0
 #: Defaults of Algorithm 2.
-MASK_ALPHA = 0.05
+MASK_ALPHA = 0.07
 MASK_ENLARGE_PX = 4
 #: Range of the uniform noise z' of eq. (12) (the source's α1 = 0.5, α2 = 0.6).
 FUSION_LOW, FUSION_HIGH = 0.5, 0.6
