@@ -750,13 +750,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("phantom", help="write synthetic CT/MR/RTSTRUCT phantom cases")
     p.add_argument("--site", required=True,
-                   help="head-neck, pelvis, thorax (3-D chest CT) or chest (2-D radiograph)")
+                   help="head-neck, pelvis, thorax (3-D chest CT), chest (2-D radiograph) or "
+                   "brain-lesion (2-D CT/T1/T2/FLAIR slice with tumours, lesion labels; NIfTI)")
     p.add_argument("--cases", type=_at_least(1), default=1,
                    help="number of cases (default: 1)")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per case)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first case; case i uses seed+i")
     p.add_argument("--shape", type=_shape, default=None,
-                   help="grid X x Y x Z (e.g. 512x512x160); default: small test size")
+                   help="grid X x Y x Z (e.g. 512x512x160; brain-lesion: 240x240x1); default: "
+                   "small test size")
     p.add_argument("--sex", choices=["male", "female"], default=None,
                    help="pelvis only: male (prostate) or female (cervix CTV); default: by seed")
     p.add_argument("--no-dicom", action="store_true", help="write NIfTI only (faster)")

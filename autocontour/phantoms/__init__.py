@@ -11,6 +11,11 @@ Four sites, each a function of a seed (same seed and grid -> identical arrays):
 * :func:`chest_case`: a 2-D chest radiograph (1, size, size) with lungs, heart and clavicles
   (site "chest").
 
+And, for the multi-modal lesion synthesis, :func:`brain_lesion_case`: a 2-D brain slice rendered
+as CT, T1, T2 and FLAIR with tumours (core, oedema) and their labels, written by
+:func:`write_lesion_cases` in the generic multi-modal layout (site "brain-lesion" of
+``autocontour phantom``; not a :class:`PhantomCase`, so not made by :func:`make_case`).
+
 :func:`make_case` picks one by site name, for the CLI and the experiments.
 """
 
@@ -20,6 +25,7 @@ from typing import Any
 
 from autocontour.errors import InvalidInputError, look_up_option, normalise_name
 from autocontour.phantoms._case import PhantomCase
+from autocontour.phantoms.brain_lesion import LesionCase, brain_lesion_case, write_lesion_cases
 from autocontour.phantoms.chest import chest_case
 from autocontour.phantoms.head_neck import DEFAULT_SHAPE_HN, head_neck_case
 from autocontour.phantoms.pelvis import DEFAULT_SHAPE_PELVIS, pelvis_case
@@ -77,10 +83,13 @@ __all__ = [
     "DEFAULT_SHAPE_PELVIS",
     "DEFAULT_SHAPE_THORAX",
     "SITES",
+    "LesionCase",
     "PhantomCase",
+    "brain_lesion_case",
     "chest_case",
     "head_neck_case",
     "make_case",
     "pelvis_case",
     "thorax_case",
+    "write_lesion_cases",
 ]

@@ -27,7 +27,7 @@ the patient's back, x to the patient's left (DICOM LPS, as the 3-D phantoms).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,6 +295,9 @@ def brain_lesion_case(
 #: Name of the manifest of a multi-modal folder (read by :mod:`autocontour.data.multimodal`).
 MANIFEST = "dataset.json"
 LAYOUT = "autocontour-multimodal-1"
+#: The site name ``autocontour phantom --site`` knows this phantom by, and its aliases.
+SITE = "brain-lesion"
+SITE_ALIASES = ("brain-lesion", "brain", "brats", "brain-tumour", "brain-tumor")
 
 
 def write_lesion_cases(
@@ -303,6 +306,7 @@ def write_lesion_cases(
     seed: int = 0,
     size: int = 128,
     modalities: Sequence[str] = MODALITIES,
+    on_case: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Write ``cases`` brain-lesion phantoms (seeds seed, seed+1, ...) as a multi-modal folder.
 
@@ -313,6 +317,9 @@ def write_lesion_cases(
         <out>/<case_id>/<MODALITY>.nii.gz  one image per modality (e.g. CT, T1, T2, FLAIR)
         <out>/<case_id>/lesion.nii.gz    lesion label (0 background, 1 core, 2 oedema)
         <out>/<case_id>/mask.nii.gz      organ mask (1 in the brain: where lesions may be)
+
+    Args:
+        on_case: called with each case's ID once it is written.
 
     Returns:
         The manifest written.
@@ -338,8 +345,11 @@ def write_lesion_cases(
         files["lesion"] = write_volume(case.lesion, folder / "lesion.nii.gz").name
         files["mask"] = write_volume(case.brain, folder / "mask.nii.gz").name
         entries.append({"case_id": case.case_id, "files": files, "meta": case.meta})
+        if on_case is not None:
+            on_case(case.case_id)
     manifest = {
         "layout": LAYOUT,
+        "site": SITE,
         "source": "brain-lesion phantom (synthetic, autocontour.phantoms.brain_lesion)",
         "seed": int(seed),
         "modalities": list(modalities),

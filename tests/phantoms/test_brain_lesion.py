@@ -110,3 +110,26 @@ def test_same_anatomy_and_lesions_on_any_grid() -> None:
 
     for get in (lambda c: c.lesion, lambda c: c.brain):
         assert np.abs(centroid_mm(get(small)) - centroid_mm(get(big))).max() < 2.0
+
+
+def test_phantom_command_writes_the_multimodal_folder(tmp_path, capsys) -> None:
+    from autocontour.cli import main
+    from autocontour.data.multimodal import load_multimodal_folder
+
+    out = tmp_path / "brain"
+    code = main(["phantom", "--site", "brain", "--cases", "2", "--out", str(out), "--shape",
+                 "48x48x1", "--seed", "3", "--quiet"])
+    assert code == 0 and "wrote 2 brain-lesion phantom case(s)" in capsys.readouterr().out
+    cases = load_multimodal_folder(out)
+    assert [c.case_id for c in cases] == ["brain_s0003", "brain_s0004"]
+    assert cases[0].images["FLAIR"].shape == (1, 48, 48) and tuple(cases[0].images) == MODALITIES
+    assert not any(p.name.startswith(".phantoms.partial") for p in out.iterdir())
+    # Refused: a second set into the same folder, a 3-D shape, a sex.
+    assert main(["phantom", "--site", "brain-lesion", "--out", str(out), "--quiet"]) != 0
+    assert "already there" in capsys.readouterr().err
+    for extra, message in [(["--shape", "48x48x4"], "one square slice"),
+                           (["--sex", "male"], "--sex is for pelvis")]:
+        code = main(["phantom", "--site", "brain-lesion", "--out", str(tmp_path / "x"),
+                     "--quiet", *extra])
+        assert code != 0 and message in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
