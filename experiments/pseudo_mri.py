@@ -30,11 +30,14 @@ contrast than the CT:
    (``autocontour train``) takes one image channel so far, so this uses a short loop of its own
    (Dice + cross-entropy, MONAI's ``DiceCELoss``, Adam), the same for all three inputs.
 
-Small enough for a 2-core CPU (``--size small``, the default, about 25 min with one thread); the
-full-size command on a GPU is in the README. ``--size tiny`` is the test's smoke size.
+Small enough for a 2-core CPU (``--size small``, the default: 128 x 128 slices, 16-channel
+networks, 800 CycleGAN steps, about 20 min per site with one thread); ``--size full`` is the
+source's scale (256 x 256 slices, 64-channel CycleGANs, 40000 steps) for a GPU
+(``--device cuda``). ``--size tiny`` is the test's smoke size.
 
-    python experiments/pseudo_mri.py --out experiments/results/pseudo_mri [--size small|tiny]
-        [--sites head-neck pelvis] [--ablation] [--threads 1]
+    python experiments/pseudo_mri.py --out experiments/results/pseudo_mri
+        [--size small|full|tiny] [--sites head-neck pelvis] [--ablation] [--threads 1]
+        [--device cpu|cuda]
 
 Writes ``quality.csv``, ``dice.csv``, ``tables.md``, ``summary.json`` and ``grid_<site>.png`` in
 ``--out`` (the trained networks and phantoms go to ``--work``, default ``runs/pseudo_mri``).
@@ -95,6 +98,10 @@ SIZES = {
     "small": Size({"head-neck": (48, 128, 128), "pelvis": (32, 128, 128)}, gan_cases=8,
                   seg_cases=8, test_cases=8, gan_steps=800, gan_width=16, crop=96, gan_batch=2,
                   seg_steps=300, seg_width=16, seg_batch=8),
+    # the source's size: 256 x 256 slices, 64-channel CycleGANs (for a GPU: --device cuda)
+    "full": Size({"head-neck": (96, 256, 256), "pelvis": (64, 256, 256)}, gan_cases=20,
+                 seg_cases=20, test_cases=20, gan_steps=40000, gan_width=64, crop=256,
+                 gan_batch=1, seg_steps=8000, seg_width=32, seg_batch=16),
     "tiny": Size({"head-neck": (8, 32, 32), "pelvis": (8, 32, 32)}, gan_cases=2, seg_cases=2,
                  test_cases=2, gan_steps=2, gan_width=4, crop=32, gan_batch=1, seg_steps=2,
                  seg_width=4, seg_batch=2),
@@ -116,8 +123,8 @@ def image_scores(pseudo: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "ssim": float(ssim)}
 
 
-def train_gan(site: str, variant: str, phantoms: Path, work: Path, size: Size, seed: int
-              ) -> tuple[Any, float]:
+def train_gan(site: str, variant: str, phantoms: Path, work: Path, size: Size, seed: int,
+              device: str = "cpu") -> tuple[Any, float]:
     """Train one CycleGAN variant on the unpaired split of ``phantoms``; its model, seconds."""
     from autocontour.synthesis.pseudo_mri import (
         PseudoMRIConfig,
@@ -133,10 +140,10 @@ def train_gan(site: str, variant: str, phantoms: Path, work: Path, size: Size, s
         disc_channels=size.gan_width, crop_size=size.crop, batch_size=size.gan_batch,
         steps=size.gan_steps, lr=2e-4 if size.gan_steps > 100 else 1e-3, seed=seed,
         sample_every=max(1, size.gan_steps // 4), checkpoint_every=max(1, size.gan_steps // 4),
-        device="cpu")
+        device=device)
     resume = (out / "checkpoint.pt").exists()
     outcome = train_cyclegan(config, resume=resume)
-    return load_pseudo_mri_model(outcome.model), outcome.seconds
+    return load_pseudo_mri_model(outcome.model, device), outcome.seconds
 
 
 # --- segmentation -------------------------------------------------------------------------
@@ -155,7 +162,7 @@ def _pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
 
 
 def train_segmenter(images: list[np.ndarray], labels: list[np.ndarray], classes: int,
-                    size: Size, seed: int) -> Any:
+                    size: Size, seed: int, device: str = "cpu") -> Any:
     """A ResUNet2D trained on the slices of ``images`` ((z, C, y, x) each) and ``labels``."""
     import torch
     from monai.losses import DiceCELoss
@@ -166,7 +173,7 @@ def train_segmenter(images: list[np.ndarray], labels: list[np.ndarray], classes:
     rng = np.random.default_rng(seed)
     w = size.seg_width
     net = ResUNet2D(images[0].shape[1], classes, channels=(w, 2 * w, 4 * w, 8 * w),
-                    norm="instance")
+                    norm="instance").to(device)
     multiple = 8
     x = np.concatenate([_pad_to(i, multiple)[0] for i in images])
     y = np.concatenate([_pad_to(lab.astype(np.float32), multiple)[0] for lab in labels])
@@ -182,8 +189,8 @@ def train_segmenter(images: list[np.ndarray], labels: list[np.ndarray], classes:
         if len(organ_slices):
             n_fg = (2 * k) // 3
             pick[:n_fg] = organ_slices[rng.integers(len(organ_slices), size=n_fg)]
-        xb = torch.from_numpy(x[pick])
-        yb = torch.from_numpy(y[pick][:, None].astype(np.int64))
+        xb = torch.from_numpy(x[pick]).to(device)
+        yb = torch.from_numpy(y[pick][:, None].astype(np.int64)).to(device)
         loss = loss_fn(net(xb), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -191,7 +198,7 @@ def train_segmenter(images: list[np.ndarray], labels: list[np.ndarray], classes:
     return net.eval()
 
 
-def segment(net: Any, image: np.ndarray, batch: int = 8) -> np.ndarray:
+def segment(net: Any, image: np.ndarray, batch: int = 8, device: str = "cpu") -> np.ndarray:
     """Arg-max labels (z, y, x) of a (z, C, y, x) input, slice by slice."""
     import torch
 
@@ -199,8 +206,8 @@ def segment(net: Any, image: np.ndarray, batch: int = 8) -> np.ndarray:
     out = np.empty((len(image), ny, nx), np.uint8)
     with torch.inference_mode():
         for k in range(0, len(image), batch):
-            logits = net(torch.from_numpy(np.ascontiguousarray(padded[k:k + batch])))
-            out[k:k + batch] = logits.argmax(1).numpy()[:, :ny, :nx]
+            logits = net(torch.from_numpy(np.ascontiguousarray(padded[k:k + batch])).to(device))
+            out[k:k + batch] = logits.argmax(1).cpu().numpy()[:, :ny, :nx]
     return out
 
 
@@ -228,7 +235,8 @@ def run_site(site: str, args: argparse.Namespace, size: Size, work: Path,
     seconds: dict[str, float] = {}
     models = {}
     for v in variants:
-        models[v], seconds[f"gan_{v}"] = train_gan(site, v, phantoms, work, size, args.seed)
+        models[v], seconds[f"gan_{v}"] = train_gan(site, v, phantoms, work, size, args.seed,
+                                                   args.device)
     # pseudo-MRIs (normalised units) of every seg/test case, and the true MR in the same units
     unit: dict[int, dict[str, np.ndarray]] = {}
     for s, case in cases.items():
@@ -236,7 +244,8 @@ def run_site(site: str, args: argparse.Namespace, size: Size, work: Path,
         ct = norm.ct_to_unit(case.ct.array)
         entry = {"ct": ct, "mr": norm.mr_to_unit(case.mr.array)}
         for v in variants:
-            entry[f"pseudo_{v}"] = translate_slices(ct, models[v].generator)
+            entry[f"pseudo_{v}"] = translate_slices(ct, models[v].generator,
+                                                    device=args.device)
         entry["pseudo_mri"] = entry["pseudo_improved"]
         unit[s] = entry
 
@@ -256,11 +265,11 @@ def run_site(site: str, args: argparse.Namespace, size: Size, work: Path,
         t = time.perf_counter()
         net = train_segmenter([_stack(unit[s], which) for s in seg_seeds],
                               [lut[cases[s].labels.array] for s in seg_seeds],
-                              len(organs) + 1, size, args.seed)
+                              len(organs) + 1, size, args.seed, args.device)
         seconds[f"seg_{which}"] = time.perf_counter() - t
         for s in test_seeds:
             truth = lut[cases[s].labels.array]
-            pred = segment(net, _stack(unit[s], which))
+            pred = segment(net, _stack(unit[s], which), device=args.device)
             scores = dice_per_organ(pred, truth, {o: k for k, o in enumerate(organs, start=1)})
             for k, o in enumerate(organs, start=1):
                 if np.any(truth == k):  # score an organ only where the truth has it
@@ -374,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also train each improvement alone")
     p.add_argument("--seed", type=int, default=7000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = p.parse_args(argv)
     import torch
 
