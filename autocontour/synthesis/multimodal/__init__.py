@@ -5,6 +5,8 @@
   with the thresholds chosen on the brain-lesion phantoms.
 * :mod:`.lesions`: random lesion labels from real ones (:func:`random_lesion`) and the organ-mask
   filter (:func:`lesion_inside`, :func:`draw_lesion`).
+* :mod:`.samples`: per case and modality, the tuple (image, structure map, mask, lesion) the
+  networks train on (:func:`structure_samples`, parameters in :class:`StructureParams`).
 * :mod:`.losses`: the loss terms (6)-(11) and (13)-(18) (PyTorch; import it directly).
 
 The networks (E_s, G_s, D_z, D_s, G_m, G, D) are in :mod:`autocontour.models.synthesis`.
