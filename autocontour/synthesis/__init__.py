@@ -6,6 +6,10 @@
 * :func:`load_pseudo_mri_model`, :func:`ct_to_pseudo_mri`: a trained CT→MR generator applied to a
   whole CT, slice by slice, keeping its geometry.
 
+Multi-modal lesion-guided synthesis (spec E) is in :mod:`autocontour.synthesis.multimodal`
+(structure maps, masks, noise fusion, lesion labels, losses; its networks in
+:mod:`autocontour.models.synthesis`).
+
 Heavy modules (PyTorch) load on first use, so ``import autocontour.synthesis`` stays light.
 """
 

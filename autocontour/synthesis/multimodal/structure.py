@@ -113,7 +113,8 @@ def structure_map(
     bright contours stand out of the background); 8-10 threshold each at α and join them;
     11 3×3 Gaussian blur (σ2); 12 threshold the *blurred* map at β (the source writes
     ``(s1 + s2) > β`` there, a typo: that would discard step 11); 13 3×3 median filter;
-    14 keep the foreground ``x > γ``. Then, when a lesion label is given, the original lesion's
+    14 keep the foreground ``x > γ`` (the prose puts the foreground product before the median
+    filter; the algorithm's order is kept). Then, when a lesion label is given, the original lesion's
     structure is removed: the map is set to 0 on the lesion (label > 0) dilated by
     ``lesion_margin_px`` pixels, since the blurred contour of the lesion reaches about that far
     outside its label (our choice; the source only says the lesion mask removes it).
