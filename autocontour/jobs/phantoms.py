@@ -23,6 +23,7 @@ from autocontour.errors import InvalidInputError, OutputExistsError, normalise_n
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
 from autocontour.jobs.checks import check_output_folder
 from autocontour.paths import first_missing, remove_if_no_files
+from autocontour.phantoms.brain_lesion import DEFAULT_SIZE as LESION_SIZE
 from autocontour.phantoms.brain_lesion import MANIFEST as LESION_MANIFEST
 from autocontour.phantoms.brain_lesion import SITE_ALIASES, write_lesion_cases
 from autocontour.phantoms.export import write_cases
@@ -97,9 +98,9 @@ def write_phantoms(request: PhantomRequest, progress: ProgressCallback | None = 
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         if lesion_site:
-            size = {} if request.shape is None else {"size": request.shape[1]}
-            manifest = write_lesion_cases(tmp, request.cases, seed=request.seed,
-                                          on_case=reporter.finished, **size)
+            size = LESION_SIZE if request.shape is None else request.shape[1]
+            manifest = write_lesion_cases(tmp, request.cases, seed=request.seed, size=size,
+                                          on_case=reporter.finished)
         else:
             manifest = write_cases(request.site, request.cases, tmp, seed=request.seed,
                                    shape=request.shape, sex=request.sex, dicom=request.dicom,

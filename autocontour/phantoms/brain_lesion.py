@@ -45,6 +45,7 @@ from autocontour.phantoms._shapes import Box, Bumpy, Ellipsoid, Shape
 #: The modalities rendered, in this order (the condition index i of the synthesis is the position).
 MODALITIES = ("CT", "T1", "T2", "FLAIR")
 FOV_MM = 240.0
+DEFAULT_SIZE = 128  # pixels per side (1.9 mm), the size the synthesis experiments use
 _FLAT = 1e4  # ellipsoid radius along the unused z axis: an ellipse in the plane
 
 #: Mean intensity of each tissue per modality: CT in HU, MR in arbitrary units (about 0..1). The
@@ -148,7 +149,8 @@ def _lesions(rng: np.random.Generator, brain: Shape, count: int) -> list[dict[st
         depth = max(12.0, min(radius, 25.0))
         for _try in range(200):
             cx, cy = (float(v) for v in rng.uniform(brain.lo[:2], brain.hi[:2]))
-            point = tuple(np.array([v], np.float32) for v in (cx, cy, 0.0))
+            point = (np.array([cx], np.float32), np.array([cy], np.float32),
+                     np.zeros(1, np.float32))
             if float(brain.sdf(point)[0]) < -depth:
                 break
         aspect = float(rng.uniform(0.65, 1.0))
@@ -180,7 +182,7 @@ def _lesions(rng: np.random.Generator, brain: Shape, count: int) -> list[dict[st
 
 def brain_lesion_case(
     seed: int,
-    size: int = 128,
+    size: int = DEFAULT_SIZE,
     modalities: Sequence[str] = MODALITIES,
     lesions: int | None = None,
 ) -> LesionCase:
@@ -304,7 +306,7 @@ def write_lesion_cases(
     out: str | Path,
     cases: int,
     seed: int = 0,
-    size: int = 128,
+    size: int = DEFAULT_SIZE,
     modalities: Sequence[str] = MODALITIES,
     on_case: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
