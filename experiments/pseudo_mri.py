@@ -19,6 +19,7 @@ contrast than the CT:
    (the true MR scaled by its 0.5/99.5 percentiles to [-1, 1]; the pseudo-MR is the generator's
    output in [-1, 1]): MAE, PSNR (peak-to-peak 2) and SSIM (3-D, scikit-image, data range 2) over
    the whole volume; a paired Wilcoxon signed-rank test of original vs improved per metric.
+   For scale, a reference row scores the normalised CT itself against the MR (no network).
    ``grid_<site>.png``: a middle slice of the test cases, columns CT | true MR | pseudo-MR of each
    variant.
 
@@ -68,6 +69,8 @@ VARIANTS: dict[str, tuple[bool, bool, str]] = {
     "c_l1": (False, False, "l1"),
 }
 INPUTS = ("ct", "pseudo_mri", "ct+pseudo_mri")
+#: The quality row of no network at all: the normalised CT scored against the true MR.
+REFERENCE = "reference: CT as MR"
 INPUT_NAMES = {"ct": "CT", "pseudo_mri": "pseudo-MRI", "ct+pseudo_mri": "CT + pseudo-MRI"}
 #: The organs scored per site: the soft-tissue ones the issue names and some neighbours.
 ORGANS = {
@@ -252,6 +255,9 @@ def run_site(site: str, args: argparse.Namespace, size: Size, work: Path,
     quality = [{"site": site, "variant": v, "case": f"s{s}",
                 **image_scores(unit[s][f"pseudo_{v}"], unit[s]["mr"])}
                for v in variants for s in test_seeds]
+    # a reference without any network: the normalised CT itself scored as if it were the MR
+    quality += [{"site": site, "variant": REFERENCE, "case": f"s{s}",
+                 **image_scores(unit[s]["ct"], unit[s]["mr"])} for s in test_seeds]
     _grid(site, [unit[s] for s in test_seeds[:4]], variants, args.out / f"grid_{site}.png")
 
     organ_set = cases[seg_seeds[0]].labels.organs
@@ -332,7 +338,7 @@ def tables(results: dict[str, dict[str, Any]]) -> str:
              "vs improved"), "",
              "| site | variant | MAE | PSNR (dB) | SSIM |", "|---|---|---|---|---|"]
     for site, r in results.items():
-        for v in r["variants"]:
+        for v in [*r["variants"], REFERENCE]:
             rows = [q for q in r["quality"] if q["variant"] == v]
             lines.append(f"| {site} | {v} | {_fmt([q['mae'] for q in rows])} | "
                          f"{_fmt([q['psnr'] for q in rows], 2)} | "

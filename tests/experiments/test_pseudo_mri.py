@@ -34,7 +34,8 @@ def test_the_tiny_run_writes_every_table(experiment: ModuleType, tmp_path: Path)
     assert names == {"quality.csv", "dice.csv", "tables.md", "summary.json", "grid_pelvis.png",
                      "results_pelvis.json"}
     quality = list(csv.DictReader((out / "quality.csv").open()))
-    assert {q["variant"] for q in quality} == {"original", "improved"} and len(quality) == 4
+    assert {q["variant"] for q in quality} == {"original", "improved", "reference: CT as MR"}
+    assert len(quality) == 6
     dice = list(csv.DictReader((out / "dice.csv").open()))
     assert {d["input"] for d in dice} == {"ct", "pseudo_mri", "ct+pseudo_mri"}
     assert all(0 <= float(d["dice"]) <= 1 for d in dice)
