@@ -6,6 +6,9 @@
 * :func:`nnunet_dynunet`: MONAI's DynUNet planned by nnU-Net's rules (B5).
 * :class:`QualityNet`: Φ, the scoring network of the QAM (C2); used in training only, so not
   in the registry.
+* :mod:`autocontour.models.synthesis` (import it directly): seed 003's synthesis networks, the
+  VAE encoder/decoder E_s/G_s, the U-Net generators G_m and G (one-hot modality condition at the
+  bottleneck), the VGG11 critics D_z/D_s and the ACGAN critic D (spec E3, E5).
 * :func:`build_network`, :func:`network_spec`, :func:`network_from_spec`: the registry
   :data:`NETWORKS` and the ``{network_class_name, arch_kwargs}`` spec saved in checkpoints.
 
