@@ -374,3 +374,29 @@ def test_a_refused_convert_never_imports_torch(tmp_path: Path) -> None:
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_convert_job_from_nifti_cancel_and_overwrite(tmp_path: Path, phantoms: Path,
+                                                     model_file: Path) -> None:
+    from autocontour.jobs.pseudo_mri import PseudoMRIConvertRequest, convert_pseudo_mri
+    ct_path = phantoms / "hn_s0013" / "ct.nii.gz"
+    out = tmp_path / "out"
+    request = PseudoMRIConvertRequest(ct_path, out, model_file, batch_slices=3)
+    with pytest.raises(JobCancelled):
+        convert_pseudo_mri(request, cancel=lambda: True)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+    reports = []
+    result = convert_pseudo_mri(request, progress=reports.append)
+    assert [r.stage for r in reports if r.stage != "convert"] == ["model", "read", "write"]
+    assert reports[-1].fraction == 1.0
+    ct = read_volume(ct_path)
+    series = read_volume(out / "dicom")
+    # a NIfTI CT has no Frame of Reference: the MR series gets a new one, on the CT's grid
+    assert series.geometry.frame_of_reference_uid
+    assert series.geometry.mismatch(ct.geometry) is None
+    assert result.pseudo_mri.geometry == ct.geometry
+    with pytest.raises(OutputExistsError):
+        convert_pseudo_mri(request)
+    again = convert_pseudo_mri(replace(request, overwrite=True))
+    assert np.array_equal(again.pseudo_mri.array, result.pseudo_mri.array)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
