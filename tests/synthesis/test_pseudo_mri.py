@@ -192,7 +192,12 @@ def test_cancel_keeps_a_checkpoint_that_resumes(tmp_path: Path, phantoms: Path) 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory, phantoms: Path) -> Path:
     out = tmp_path_factory.mktemp("model") / "run"
-    return train_cyclegan(tiny(out, phantoms, steps=2)).model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a module fixture runs before conftest's one-thread fixture
+    try:
+        return train_cyclegan(tiny(out, phantoms, steps=2)).model
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_convert_keeps_the_geometry(model_file: Path) -> None:
