@@ -19,6 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from autocontour.errors import JobCancelled
 from autocontour.io.dicom_write import write_dicom_series
@@ -81,7 +82,7 @@ def train_pseudo_mri(request: PseudoMRITrainRequest, progress: ProgressCallback 
 
     config = (request.config if isinstance(request.config, PseudoMRIConfig)
               else PseudoMRIConfig.from_file(request.config))
-    changes = {k: v for k, v in (("device", request.device), ("steps", request.steps))
+    changes: dict[str, Any] = {k: v for k, v in (("device", request.device), ("steps", request.steps))
                if v is not None}
     if changes:
         config = replace(config, **changes)
@@ -139,7 +140,7 @@ class PseudoMRIConvertResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _dicom_kwargs(ct: Volume) -> dict[str, object]:
+def _dicom_kwargs(ct: Volume) -> dict[str, Any]:
     """Patient, study and position of a DICOM CT, for the MR series that joins its study."""
     ref, header = ct.dicom, getattr(ct.dicom, "header", None)
     if ref is None or header is None:

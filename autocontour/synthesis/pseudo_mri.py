@@ -312,8 +312,10 @@ class Normalisation:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Sequence[float]]) -> Normalisation:
-        return cls(*(tuple(float(v) for v in data[k])
-                     for k in ("ct_window", "mr_percentiles", "mr_range")))
+        def pair(key: str) -> tuple[float, float]:
+            lo, hi = (float(v) for v in data[key])
+            return lo, hi
+        return cls(pair("ct_window"), pair("mr_percentiles"), pair("mr_range"))
 
 
 def check_is_ct(volume: Volume, source: str | Path) -> None:
@@ -436,9 +438,9 @@ def build_networks(config: PseudoMRIConfig) -> dict[str, nn.Module]:
     switch (b), ``d_noise``; initial weights from ``config.seed`` (normal, σ 0.02, as CycleGAN)."""
     torch.manual_seed(config.seed)
     gen = ImprovedResnetGenerator if config.improved_generator else ResnetGenerator
-    kwargs = {"base_channels": config.gen_channels, "n_blocks": config.blocks,
+    kwargs: dict[str, Any] = {"base_channels": config.gen_channels, "n_blocks": config.blocks,
               "n_down": config.n_down}
-    disc = {"base_channels": config.disc_channels, "n_layers": config.disc_layers}
+    disc: dict[str, Any] = {"base_channels": config.disc_channels, "n_layers": config.disc_layers}
     nets: dict[str, nn.Module] = {"ct_to_mr": gen(**kwargs), "mr_to_ct": gen(**kwargs),
                                   "d_mr": PatchDiscriminator(**disc),
                                   "d_ct": PatchDiscriminator(**disc)}
@@ -513,7 +515,7 @@ class CycleGAN:
             noise = torch.randn(mr.shape, generator=gen).to(self.device) * c.denoise_sigma
             losses["d_noise"] = d_loss("d_noise", mr + noise, old_mr)
         self.opt_d.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
+        torch.stack(list(losses.values())).sum().backward()
         self.opt_d.step()
         return {"g_total": loss_g.item(), "g_adversarial": adv.item(), "cycle": cycle.item(),
                 "identity": identity.item(), **{k: v.item() for k, v in losses.items()}}
