@@ -12,7 +12,9 @@ first).
 Terms: (6) :func:`mask_loss`, (7) :func:`reconstruction_loss`, (8) :func:`latent_critic_loss`,
 (9) :func:`latent_encoder_loss`, (10) :func:`map_critic_loss`, (11) :func:`map_generator_loss`,
 (13) :func:`acgan_critic_loss`, (14) :func:`acgan_generator_loss`, (15) :func:`lesion_loss`,
-(16) :func:`registration_loss`, (17) :func:`generator_total_loss`, (18) :func:`pretrain_loss`.
+(16) :func:`registration_loss`, (17) :func:`generator_total_loss`, (18) :func:`pretrain_loss`,
+(19) :func:`cycle_loss`, (22) :func:`segmenter_loss`; the converter's (20) and (21) have the form
+of (13) and (14) and use :func:`acgan_critic_loss` and :func:`acgan_generator_loss`.
 """
 
 from __future__ import annotations
@@ -174,3 +176,25 @@ def pretrain_loss(synthetic: Sequence[torch.Tensor], real: Sequence[torch.Tensor
     return sum((squared_norm(synthetic[i] - real[i], reduction)
                 + squared_norm(synthetic[i] * masks[i] - real[i] * masks[i], reduction)
                 for i in range(n)), torch.zeros(()))
+
+
+def cycle_loss(real: Sequence[torch.Tensor],
+               cycled: Sequence[Sequence[torch.Tensor | None]],
+               reduction: str = "mean") -> torch.Tensor:
+    """(19) L_cycle(G_t) = E[Σ_j Σ_{i≠j} ‖x_i − x_cr,j,i‖²₂], ``x_cr,j,i = G_t(x_t,i,j, one_hot(i))``
+    and ``x_t,i,j = G_t(x_i, one_hot(j))``: modality i converted to j and back.
+
+    Args:
+        real: x_i per modality i.
+        cycled: ``cycled[j][i]`` = x_cr,j,i (the diagonal is not used and may be None).
+
+    Raises:
+        ValueError: ``cycled`` is not n × n for n modalities, or an off-diagonal entry is None.
+    """
+    return registration_loss(real, cycled, reduction)
+
+
+def segmenter_loss(lesion: torch.Tensor, recovered: torch.Tensor,
+                   reduction: str = "mean") -> torch.Tensor:
+    """(22) L_seg(G_l,i) = E[‖l_i − l_r,i‖²₂], ``l_r,i = G_l,i(x_i)`` on real images x_i."""
+    return squared_norm(lesion - recovered, reduction)
