@@ -413,6 +413,80 @@ def _add_pseudo_mri(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_convert)
 
+
+def _add_synthesize(sub: argparse._SubParsersAction) -> None:
+    """``autocontour synthesize``: new labelled multi-modal tuples from a trained model, and
+    ``autocontour synthesize train CONFIG`` to train one (spec E, seed 003)."""
+
+    def cmd_generate(args: argparse.Namespace) -> int:
+        missing = [o for o, v in (("--model", args.model), ("--count", args.count),
+                                  ("-o/--out", args.out)) if v is None]
+        if missing:
+            p.error(f"the following arguments are required: {', '.join(missing)} (or the "
+                    "action 'train CONFIG')")
+        check_output_folder(args.out, args.overwrite)  # before PyTorch is imported
+        check_file(args.model, "synthesis model")
+        from autocontour.jobs.synthesis import SynthesizeRequest, synthesize
+        request = SynthesizeRequest(args.model, args.out, args.count, seed=args.seed,
+                                    device=args.device, png=not args.no_png,
+                                    overwrite=args.overwrite)
+        with _Bar("synthesize", args.quiet) as bar:
+            result = synthesize(request, progress=bar)
+        mods = ", ".join(result.manifest["modalities"])
+        print(f"wrote {len(result.cases)} synthetic tuple(s) ({mods}; structure map, mask, "
+              f"lesion) to {result.out} in {result.seconds:.1f} s; {result.without_lesion} "
+              "without a lesion")
+        return 0
+
+    def cmd_train(args: argparse.Namespace) -> int:
+        check_file(args.config, "synthesis config")
+        from autocontour.jobs.synthesis import SynthesisTrainRequest, train_synthesis_model
+        request = SynthesisTrainRequest(args.config, resume=args.resume, device=args.device)
+        with _Bar("synthesize train", args.quiet) as bar:
+            result = train_synthesis_model(request, progress=bar)
+        run = result.outcome
+        model = result.config.ablation_model
+        print(f"trained {run.step} step(s) in {run.seconds:.1f} s -> {run.out}: model "
+              f"{run.model}{f' (ablation model {model})' if model else ''}, checkpoint "
+              f"{run.checkpoint}, samples {run.samples}")
+        return 0
+
+    text = "synthesise labelled multi-modal images with lesions from a trained model"
+    p = sub.add_parser(
+        "synthesize", aliases=["synthesise"], help=text,
+        description=text.capitalize() + " (seed 003): 'synthesize --model M --count N -o DIR' "
+        "writes N tuples (structure map, organ mask, lesion label, one image per modality) as "
+        "NIfTI + PNG with a dataset.json, a folder that can be used as a training data set; "
+        "'synthesize train CONFIG' trains a model (README, 'Multi-modal synthesis').")
+    p.add_argument("--model", default=None, help="model.pt (or checkpoint.pt) of "
+                                                 "'autocontour synthesize train'")
+    p.add_argument("--count", type=_at_least(1), default=None, help="number of tuples")
+    p.add_argument("-o", "--out", default=None, help="output folder (must be new or empty)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the tuples (tuple k depends only on model, seed and k)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="default: cpu")
+    p.add_argument("--no-png", action="store_true", help="NIfTI only")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+    ssub = p.add_subparsers(dest="synthesize_command", required=False, metavar="ACTION")
+    q = ssub.add_parser("train", help="train (or resume) a synthesis model from a config",
+                        description="Train the structure-map generator (E_s, G_s, D_z, D_s, "
+                        "G_m), the lesion segmenters, the modality converter and the "
+                        "conditional generator G with its ACGAN critic, stage after stage. The "
+                        "config (YAML or JSON) names the data folder 'data', the run folder "
+                        "'out', the stage lengths and the switches structure_input, "
+                        "mask_filter, noise_fusion, registration_loss, lesion_loss (or "
+                        "'ablation: A'..'F'); see configs/synthesis_brain.yaml.")
+    q.add_argument("config", help="synthesis config (YAML or JSON)")
+    q.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    q.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None,
+                   help="override the config's device")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_train)
+
+
 def _read_password(from_stdin: bool) -> str:
     """The new password: the first line of stdin, or typed twice at the terminal (not echoed)."""
     if from_stdin:
@@ -554,6 +628,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+_RANKING_TEXT = {"model": "the segmenter's disagreement with the contour",
+                 "qam": "the QAM's gain when the contour is replaced by the segmenter's",
+                 "volume": "volume"}
+
+
 def _cmd_dataset_audit(args: argparse.Namespace) -> int:
     check_folder(args.dataset, "data set folder")
     check_output_folder(args.out, args.overwrite, what="--out")
@@ -566,12 +645,13 @@ def _cmd_dataset_audit(args: argparse.Namespace) -> int:
                            steps_per_epoch=args.steps, batch_size=args.batch,
                            patch_size=tuple(args.patch), channels=tuple(args.channels),
                            seed=args.seed, device=args.device, flag=args.flag,
-                           patches=args.patches, overwrite=args.overwrite)
+                           patches=args.patches, ranking=args.rank, overwrite=args.overwrite)
     with _Bar("audit", args.quiet) as bar:
         result = audit_dataset(request, progress=bar)
     shown = result.cases[:max(args.flag, 10)]
-    print(f"{len(result.cases)} case(s) of {args.dataset}, most distrusted first (QAM distrust: "
-          "robust z against the same organ in the other cases; outlier from 3.5):")
+    print(f"{len(result.cases)} case(s) of {args.dataset}, most distrusted first (distrust by "
+          f"{_RANKING_TEXT[args.rank]}: a robust z against the same organ in the other cases; "
+          "outlier from 3.5):")
     print("rank  case                          distrust  most distrusted organs")
     for c in shown:
         organs = ", ".join(f"{o['organ']} {o['distrust']:.1f}" for o in c["organs"][:3])
@@ -615,11 +695,12 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--name", default="autocontour", help="data set name in dataset.json")
     q.set_defaults(func=_cmd_dataset_export)
     q = dsub.add_parser(
-        "audit", help="rank the cases and organs whose contours a QAM distrusts (quality control)",
+        "audit", help="rank the cases and organs whose contours look wrong (quality control)",
         description="Train a segmenter with the QAM + OCM on every case of the data set (or "
-        "reuse such a run), then rank the cases, and the organs in them, by how much the QAM "
-        "distrusts their contours; writes audit.json, cases.csv, organs.csv and an overview "
-        "image of each of the most distrusted cases.")
+        "reuse such a run), then rank the cases, and the organs in them, by distrust: the "
+        "segmenter's disagreement with each contour (default), the QAM's own judgement or "
+        "volume outliers; writes audit.json, cases.csv, organs.csv and an overview image of "
+        "each of the most distrusted cases.")
     q.add_argument("dataset", help="data set folder")
     q.add_argument("-o", "--out", required=True, help="folder to write (must not exist)")
     q.add_argument("--run", default=None,
@@ -639,6 +720,10 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
                    help="cases given an overview image (default 10)")
     q.add_argument("--patches", type=_at_least(1), default=8,
                    help="patches the QAM scores per organ and case (default 8)")
+    q.add_argument("--rank", default="model", choices=["model", "qam", "volume"],
+                   help="rank by the QAM-trained segmenter's disagreement with the contours "
+                   "(default), by the QAM's own judgement, or by volume outliers; audit.json "
+                   "holds all three")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     q.add_argument("--threads", type=_at_least(1), default=None,
@@ -736,6 +821,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dicom_node(sub)
     _add_pseudo_mri(sub)
+    _add_synthesize(sub)
 
     p = sub.add_parser("demo", help="run the main job on an embedded phantom case (no download)")
     p.add_argument("--out", default="autocontour-demo", help="output folder")
