@@ -3,16 +3,18 @@
 A clinic's contours come from several people and years; some are wrong (drawn on the wrong side,
 a slice range forgotten, grown by a margin). The audit trains a segmenter with the QAM + OCM on
 every case of the data set (``folds: 1``, no validation), or reuses such a run (``run``), then
-ranks the cases, and the organs within them, by how much the QAM distrusts them
-(:mod:`autocontour.training.audit`), and draws an overview of each of the most distrusted cases:
-the stored contours solid, the segmenter's prediction dashed, the distrusted organs marked.
+ranks the cases, and the organs within them, by distrust (:mod:`autocontour.training.audit`:
+the segmenter's disagreement by default, or Φ's counterfactual judgement, or volume outliers),
+and draws an overview of each of the most distrusted cases: the stored contours solid, the
+segmenter's prediction dashed, the distrusted organs marked.
 
 Written to ``out`` (all at once: a failure or a cancellation leaves nothing):
 
-* ``audit.json``: the request, the run, every case ranked (with its organs ranked), the top
-  cases of the two comparison rankings (volume outliers, segmenter disagreement);
+* ``audit.json``: the request, the run, every case ranked (with its organs ranked), and the
+  order of the cases by every ranking (``rankings``);
 * ``cases.csv``: rank, case, distrust, its three most distrusted organs;
-* ``organs.csv``: every (case, organ) with QAM score, volume, model Dice and the three distrusts;
+* ``organs.csv``: every (case, organ) with Φ's score and gain, volume, model Dice and the three
+  distrusts;
 * ``overview/<rank>_<case>.png`` for the ``flag`` most distrusted cases;
 * ``run/`` the training run (checkpoints, ``sample_weights.jsonl``), unless ``run`` was given.
 
@@ -57,6 +59,7 @@ class AuditRequest:
         device: "cpu", "cuda" or "auto".
         flag: cases given an overview image [10].
         patches: patches Φ scores per organ and case [8].
+        ranking: "model" (default), "qam" or "volume" (see :mod:`autocontour.training.audit`).
         overwrite: replace an existing ``out``.
     """
 
@@ -74,6 +77,7 @@ class AuditRequest:
     device: str = "cpu"
     flag: int = 10
     patches: int = 8
+    ranking: str = "model"
     overwrite: bool = False
 
 
@@ -127,6 +131,10 @@ def audit_dataset(request: AuditRequest, progress: ProgressCallback | None = Non
     if request.batch_size < 2:
         raise InvalidInputError(f"--batch must be at least 2 (the QAM weighs the samples of a "
                                 f"batch against each other), got {request.batch_size}")
+    from autocontour.training.audit import RANKINGS
+    if request.ranking not in RANKINGS:
+        raise InvalidInputError(f"unknown ranking {request.ranking!r}; choose from "
+                                f"{', '.join(RANKINGS)}")
     if request.flag < 0 or request.patches < 1:
         raise InvalidInputError(f"--flag must be 0 or more and --patches 1 or more, got "
                                 f"{request.flag} and {request.patches}")
@@ -189,20 +197,20 @@ def _score_and_write(request: AuditRequest, folder: Any, checkpoint: Path, tmp: 
 
     measured = audit.measure_cases(run, cache, ids, request.patches, request.seed, on_case)
     rows = audit.audit_rows(measured, audit.organ_volumes(source, ids))
-    cases = audit.rank_cases(rows, "qam")
+    cases = audit.rank_cases(rows, request.ranking)
     for rank, case in enumerate(cases, 1):
         case["rank"] = rank
         case["outlier"] = case["distrust"] >= OUTLIER_Z
     reporter.finished("score", f"{len(ids)} cases, {len(rows)} contours")
-    overviews = [_overview(run, folder, cache, case, tmp / "overview")
+    overviews = [_overview(run, folder, cache, case, tmp / "overview", request.ranking)
                  for case in cases[:request.flag]]
     summary = {
         "dataset": str(folder.path), "run": str(checkpoint if request.run else "run/last.pt"),
         "request": {k: (str(v) if isinstance(v, Path) else v)
                     for k, v in asdict(request).items()},
-        "outlier_z": OUTLIER_Z, "ranking": "qam", "cases": cases,
-        "other_rankings": {name: [c["case"] for c in audit.rank_cases(rows, name)]
-                           for name in audit.RANKINGS if name != "qam"}}
+        "outlier_z": OUTLIER_Z, "ranking": request.ranking, "cases": cases,
+        "rankings": {name: [c["case"] for c in audit.rank_cases(rows, name)]
+                     for name in audit.RANKINGS}}
     (tmp / "audit.json").write_text(json.dumps(summary, indent=2))
     with (tmp / "cases.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -212,34 +220,30 @@ def _score_and_write(request: AuditRequest, folder: Any, checkpoint: Path, tmp: 
                         "; ".join(f"{o['organ']} {o['distrust']:.2f}" for o in c["organs"][:3])])
     with (tmp / "organs.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["case", "organ", "qam_score", "volume_ml", "model_dice", "distrust_qam",
-                    "distrust_volume", "distrust_model"])
-        for r in audit.rank_organs(rows, "qam"):
-            w.writerow([r.case, r.organ, f"{r.qam_score:.4f}", f"{r.volume_ml:.2f}",
-                        f"{r.model_dice:.4f}", *(f"{r.distrust[k]:.3f}" for k in audit.RANKINGS)])
-    return AuditResult(tmp, checkpoint, cases, audit.rank_organs(rows, "qam"), overviews)
+        w.writerow(["case", "organ", "qam_score", "qam_gain", "volume_ml", "model_dice",
+                    *(f"distrust_{k}" for k in audit.RANKINGS)])
+        for r in audit.rank_organs(rows, request.ranking):
+            w.writerow([r.case, r.organ, f"{r.qam_score:.4f}", f"{r.qam_gain:.4f}",
+                        f"{r.volume_ml:.2f}", f"{r.model_dice:.4f}",
+                        *(f"{r.distrust[k]:.3f}" for k in audit.RANKINGS)])
+    return AuditResult(tmp, checkpoint, cases, audit.rank_organs(rows, request.ranking),
+                       overviews)
 
 
-def _overview(run: Any, folder: Any, cache: Any, case: dict[str, Any], where: Path) -> Path:
+def _overview(run: Any, folder: Any, cache: Any, case: dict[str, Any], where: Path,
+              ranking: str) -> Path:
     """The case's stored contours (solid) and the segmenter's prediction (dashed)."""
     import numpy as np
-    import torch
 
     from autocontour.inference.overview import write_overview
     from autocontour.io.volume import LabelMap
-    from autocontour.models.inferer import SlidingWindowInferer
+    from autocontour.training.audit import predict_case
     from autocontour.training.data import load_records
 
     cid = case["case"]
     image, labels = folder.cache().load(cid)
     prepared, _ = cache.load_channels(cid)
-    net = run.trained.net
-    x = torch.from_numpy(np.stack([v.array for v in prepared]).astype(np.float32))[None]
-    with torch.no_grad():
-        logits = SlidingWindowInferer(run.trained.config.patch_size).logits(
-            net, x.to(next(net.parameters()).device))
-    grid = LabelMap(logits.argmax(0).numpy().astype(np.uint8), prepared[0].geometry,
-                    organs=run.trained.organs)
+    grid = LabelMap(predict_case(run, prepared), prepared[0].geometry, organs=run.trained.organs)
     record = load_records(cache.path)[cid]
     predicted = run.trained.recipe.invert_labels(grid, record)
     marked = [o["organ"] for o in case["organs"] if o["distrust"] >= MARK_Z] or \
@@ -248,7 +252,7 @@ def _overview(run: Any, folder: Any, cache: Any, case: dict[str, Any], where: Pa
         _window(np.asarray(image.array))
     return write_overview(
         image, labels, where / f"{case['rank']:03d}_{cid}.png", slices=4, window=window,
-        title=f"{cid}: rank {case['rank']}, QAM distrust {case['distrust']:.1f}",
+        title=f"{cid}: rank {case['rank']}, distrust ({ranking}) {case['distrust']:.1f}",
         reference=predicted, flags=dict.fromkeys(marked, "flagged"),
         flag_source="the dataset audit", flag_note="see audit.json",
         legend=("stored contours", "model's prediction"))

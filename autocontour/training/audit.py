@@ -1,27 +1,27 @@
-"""The dataset audit: which cases, and which organs in them, a QAM trained on the data distrusts.
+"""The dataset audit: which cases, and which organs in them, look wrongly contoured.
 
 Quality control of a clinic's own contours (beyond seed 002, which used the QAM only to train).
-A run trained with ``sample_weighting: qam`` (the QAM with the OCM) has learnt, in Φ, to give a
-low score to an (image, contour) pair that disagrees with what the segmenter learns from the
-rest of the data. After training, Φ scores every organ of every case again, deterministically:
+A segmenter is trained with ``sample_weighting: qam`` (the QAM with the OCM) on every case, so
+it learns most from the contours the QAM trusts. Then every organ of every case is measured
+again, deterministically, three ways; each gives a **distrust** (higher: check it first), a
+robust z-score (median, 1.4826 × MAD, with a floor) against the same organ in the other cases,
+since organs differ (a lens is not a bladder):
 
-* **QAM score of an organ in a case** (``qam_score``): the mean bounded score Γ(Φ(x, y)) over
-  ``patches`` training-sized patches centred on random voxels of that organ (seeded), with the
-  case's stored contour as y. A patch centred on an organ is dominated by it, so a wrong
-  contour of that organ lowers the score; Φ's global average pooling weighs the whole patch.
-* **Distrust** (``qam``): scores differ between organs (a lens patch is not a bladder patch), so
-  an organ's score is compared with the same organ in the other cases: distrust = −z, with z the
-  robust z-score (median, 1.4826 × MAD, at least :data:`SCORE_FLOOR`) of that organ's scores
-  over the cases.
-* A **case's** distrust is that of its most distrusted organ.
+* ``model`` (the default ranking): the segmenter's disagreement with the stored contour, −z of
+  the Dice between its prediction and the contour;
+* ``qam``: Φ's own judgement, as a counterfactual: the mean gain of the bounded score Γ(Φ(x, y))
+  when, in ``patches`` training-sized patches centred on random voxels of the organ (seeded),
+  the stored contour of that organ is replaced by the segmenter's (z of the gain). The same
+  image is scored twice, so what Φ says about the image itself cancels (Φ's plain score, also
+  recorded as ``qam_score``, ranks by the image as much as by the contour);
+* ``volume``: |z| of the organ's volume (the simple baseline: an outlier volume flags dilated,
+  eroded or partly missing contours, not shifted or swapped ones).
 
-Two other rankings come with it, for comparison (the audit's measurement reports all three):
-
-* ``volume``: the organ's volume against the same organ in the other cases, |z| (the plain
-  baseline: an outlier volume flags dilated, eroded, or partly missing contours, not shifted
-  or swapped ones);
-* ``model``: the segmenter's disagreement with the contour: −z of the Dice between its
-  prediction and the stored contour.
+A **case's** distrust is that of its most distrusted organ. Which ranking is the default was
+decided on a development set of phantoms with known errors (``experiments/
+audit_corrupted_contours.py``, set 0; its README section gives the figures on the other sets):
+there the segmenter's disagreement found the errors best and Φ's plain score did no better than
+chance.
 
 Everything here reads the data set's preprocessed cache of the run's recipe, so the patches are
 what the run trained on; volumes are taken from the training cache (as imported, in mL).
@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -44,8 +44,8 @@ from autocontour.evaluation import dice
 from autocontour.models.inferer import SlidingWindowInferer, spatial_dims
 from autocontour.training.qam import QualityAwareness
 
-#: The rankings an audit gives, the QAM's first.
-RANKINGS = ("qam", "volume", "model")
+#: The rankings an audit gives (module doc); the first is the default.
+RANKINGS = ("model", "qam", "volume")
 #: Patches Φ scores per organ and case.
 PATCHES = 8
 
@@ -56,7 +56,8 @@ class OrganRow:
 
     Attributes:
         case, organ: which.
-        qam_score: mean bounded Φ score of its patches (higher: more trusted).
+        qam_score: mean bounded Φ score of its patches with the stored contour.
+        qam_gain: mean gain of that score when the contour is replaced by the segmenter's.
         volume_ml: its volume as imported.
         model_dice: Dice of the segmenter's prediction against the stored contour.
         distrust: ranking name -> robust z (higher: more suspicious); see the module doc.
@@ -65,6 +66,7 @@ class OrganRow:
     case: str
     organ: str
     qam_score: float
+    qam_gain: float
     volume_ml: float
     model_dice: float
     distrust: dict[str, float]
@@ -108,9 +110,17 @@ def load_audited_run(path: str | Path, device: str | torch.device = "cpu") -> Au
     return AuditedRun(trained, qam.to(next(trained.net.parameters()).device).eval())
 
 
+class Measured(NamedTuple):
+    """What :func:`measure_case` gives per organ."""
+
+    qam_score: float
+    qam_gain: float
+    model_dice: float
+
+
 def measure_case(run: AuditedRun, cache: CaseCache, case_id: str, patches: int = PATCHES,
-                 seed: int = 0) -> dict[str, tuple[float, float]]:
-    """Organ name -> (QAM score, model Dice) of one case of the preprocessed ``cache``.
+                 seed: int = 0) -> dict[str, Measured]:
+    """Organ name -> :class:`Measured` of one case of the preprocessed ``cache`` (module doc).
 
     Only organs with voxels in the case are measured.
     """
@@ -122,12 +132,9 @@ def measure_case(run: AuditedRun, cache: CaseCache, case_id: str, patches: int =
     keep = None if config.organs is None else np.asarray(
         organs.subset(list(config.organs)).keep_lookup(), np.uint8)
     stored = labels.array if keep is None else keep[labels.array]
-    inferer = SlidingWindowInferer(config.patch_size, out_device="cpu")
-    x = torch.from_numpy(np.stack([v.array for v in image]).astype(np.float32))[None]
-    with torch.no_grad():
-        predicted = inferer.logits(net, x.to(device)).argmax(0).numpy()
+    predicted = predict_case(run, image)
     lo, hi = np.minimum(0, shape - size), np.maximum(0, shape - size)
-    out: dict[str, tuple[float, float]] = {}
+    out: dict[str, Measured] = {}
     for organ in organs:
         if keep is not None and keep[organ.label] == 0:
             continue
@@ -136,18 +143,43 @@ def measure_case(run: AuditedRun, cache: CaseCache, case_id: str, patches: int =
             continue
         rng = np.random.default_rng([seed, organ.label, *map(ord, case_id[-16:])])
         centres = where[rng.choice(len(where), size=min(patches, len(where)), replace=False)]
-        starts = [np.clip(c - size // 2, lo, hi) for c in centres]
-        reads = [cache.read_patch(case_id, tuple(int(v) for v in s), tuple(size))
-                 for s in starts]
-        img = torch.from_numpy(np.stack([r[0] for r in reads]))
-        lab = np.stack([r[1] for r in reads])[:, None]
-        lab = torch.from_numpy(lab if keep is None else keep[lab])
+        starts = [tuple(int(v) for v in np.clip(c - size // 2, lo, hi)) for c in centres]
+        img = torch.from_numpy(np.stack([cache.read_patch(case_id, s, tuple(size))[0]
+                                         for s in starts]))
+        mine = np.stack([_crop(stored, s, size) for s in starts])
+        theirs = np.stack([_crop(predicted, s, size) for s in starts])
+        swapped = np.where(mine == organ.label, 0, mine)
+        swapped = np.where((theirs == organ.label) & (swapped == 0), organ.label, swapped)
         if size[0] == 1:  # 2-D: (B, C, 1, y, x) -> (B, C, y, x)
-            img, lab = img[:, :, 0], lab[:, :, 0]
+            img, mine, swapped = img[:, :, 0], mine[:, 0], swapped[:, 0]
         with torch.no_grad():
-            score = run.qam.bound(run.qam.scores(img.to(device), lab.to(device)))
-        out[organ.name] = (float(score.mean()),
-                           dice(predicted == organ.label, stored == organ.label))
+            img = img.to(device)
+            before = run.qam.bound(run.qam.scores(img, torch.from_numpy(mine[:, None]).to(device)))
+            after = run.qam.bound(run.qam.scores(img, torch.from_numpy(swapped[:, None])
+                                                 .to(device)))
+        out[organ.name] = Measured(float(before.mean()), float((after - before).mean()),
+                                   dice(predicted == organ.label, stored == organ.label))
+    return out
+
+
+def predict_case(run: AuditedRun, image: Sequence[Any]) -> np.ndarray:
+    """The segmenter's labels of a preprocessed case (its channels), on the same grid."""
+    net = run.trained.net
+    x = torch.from_numpy(np.stack([v.array for v in image]).astype(np.float32))[None]
+    with torch.no_grad():
+        logits = SlidingWindowInferer(run.trained.config.patch_size, out_device="cpu").logits(
+            net, x.to(next(net.parameters()).device))
+    return logits.argmax(0).numpy().astype(np.uint8)
+
+
+def _crop(array: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """A patch of ``array`` at ``start`` (may hang outside: padded with 0), as ``read_patch``."""
+    out = np.zeros(tuple(int(s) for s in size), array.dtype)
+    lo = [max(0, int(s)) for s in start]
+    hi = [min(n, int(s) + int(w)) for n, s, w in zip(array.shape, start, size, strict=True)]
+    if all(h > low for h, low in zip(hi, lo, strict=True)):
+        dst = tuple(slice(low - s, h - s) for low, h, s in zip(lo, hi, start, strict=True))
+        out[dst] = array[tuple(slice(low, h) for low, h in zip(lo, hi, strict=True))]
     return out
 
 
@@ -169,28 +201,27 @@ def robust_z(values: Sequence[float], floor: float) -> np.ndarray:
 SCORE_FLOOR, VOLUME_FLOOR, DICE_FLOOR = 0.01, 0.02, 0.01
 
 
-def audit_rows(measured: dict[str, dict[str, tuple[float, float]]],
+def audit_rows(measured: dict[str, dict[str, Measured]],
                volumes: dict[str, dict[str, float]]) -> list[OrganRow]:
     """Every (case, organ) measured, with its distrust by each ranking (module doc)."""
     rows: list[OrganRow] = []
     names = sorted({o for m in measured.values() for o in m})
     for organ in names:
         cases = [c for c in measured if organ in measured[c]]
-        score = np.array([measured[c][organ][0] for c in cases])
-        agree = np.array([measured[c][organ][1] for c in cases])
+        got = [measured[c][organ] for c in cases]
         volume = np.array([volumes[c].get(organ, 0.0) for c in cases])
-        z_qam = -robust_z(score, SCORE_FLOOR)
-        z_vol = np.abs(robust_z(volume, VOLUME_FLOOR * max(float(np.median(volume)), 1e-6)))
-        z_model = -robust_z(agree, DICE_FLOOR)
+        z = {"model": -robust_z([m.model_dice for m in got], DICE_FLOOR),
+             "qam": robust_z([m.qam_gain for m in got], SCORE_FLOOR),
+             "volume": np.abs(robust_z(volume, VOLUME_FLOOR * max(float(np.median(volume)),
+                                                                  1e-6)))}
         for i, case in enumerate(cases):
-            rows.append(OrganRow(case, organ, float(score[i]), float(volume[i]),
-                                 float(agree[i]), {"qam": float(z_qam[i]),
-                                                   "volume": float(z_vol[i]),
-                                                   "model": float(z_model[i])}))
+            rows.append(OrganRow(case, organ, got[i].qam_score, got[i].qam_gain,
+                                 float(volume[i]), got[i].model_dice,
+                                 {name: float(z[name][i]) for name in RANKINGS}))
     return rows
 
 
-def rank_cases(rows: Sequence[OrganRow], ranking: str = "qam") -> list[dict[str, Any]]:
+def rank_cases(rows: Sequence[OrganRow], ranking: str = RANKINGS[0]) -> list[dict[str, Any]]:
     """Cases, most distrusted first: ``{"case", "distrust", "organs"}`` with the case's organs
     most distrusted first (``{"organ", "distrust"}``).
 
@@ -211,7 +242,7 @@ def rank_cases(rows: Sequence[OrganRow], ranking: str = "qam") -> list[dict[str,
     return sorted(out, key=lambda c: (-c["distrust"], c["case"]))
 
 
-def rank_organs(rows: Sequence[OrganRow], ranking: str = "qam") -> list[OrganRow]:
+def rank_organs(rows: Sequence[OrganRow], ranking: str = RANKINGS[0]) -> list[OrganRow]:
     """Every (case, organ), most distrusted first by ``ranking``."""
     if ranking not in RANKINGS:
         raise InvalidInputError(f"unknown ranking {ranking!r}; choose from {', '.join(RANKINGS)}")
@@ -231,7 +262,7 @@ def organ_volumes(cache: CaseCache, case_ids: Sequence[str]) -> dict[str, dict[s
 def measure_cases(run: AuditedRun, cache: CaseCache, case_ids: Sequence[str],
                   patches: int = PATCHES, seed: int = 0,
                   on_case: Callable[[str, int, int], None] | None = None
-                  ) -> dict[str, dict[str, tuple[float, float]]]:
+                  ) -> dict[str, dict[str, Measured]]:
     """:func:`measure_case` of every case, reporting each to ``on_case(case, done, total)``."""
     out = {}
     for i, cid in enumerate(case_ids):

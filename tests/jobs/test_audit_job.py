@@ -35,7 +35,10 @@ def test_the_audit_ranks_every_case_and_writes_its_files(audited, pelvis_ds):
     assert distrust == sorted(distrust, reverse=True) and audited.cases[0]["rank"] == 1
     for case in audited.cases:  # every contoured organ of the case is ranked within it
         assert sorted(o["organ"] for o in case["organs"]) == sorted(cache.present(case["case"]))
-    assert set(summary["other_rankings"]) == {"volume", "model"}
+    assert summary["ranking"] == "model"
+    assert summary["rankings"]["model"] == [c["case"] for c in audited.cases]
+    assert {k: sorted(v) for k, v in summary["rankings"].items()} == dict.fromkeys(
+        ("model", "qam", "volume"), sorted(cache.case_ids))
     with (out / "organs.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == sum(len(cache.present(c)) for c in cache.case_ids)
@@ -103,6 +106,7 @@ def _bad(tmp_path: Path, pelvis_ds: Path, plain_run: Path) -> list[tuple[list[st
         ([ds, "-o", out, "--run", str(plain_run)], "trained without the QAM"),
         ([ds, "-o", out, "--batch", "1"], "--batch: must be at least 2"),
         ([ds, "-o", out, "--patch", "1", "0", "32"], "--patch: must be at least 1"),
+        ([ds, "-o", out, "--rank", "size"], "--rank: invalid choice: 'size'"),
     ]
 
 
@@ -111,7 +115,8 @@ def test_bad_invocations_print_one_line_exit_2_and_write_nothing(pelvis_ds, tmp_
     from autocontour.training import Trainer
     Trainer(tiny_config(tmp_path / "plain"), progress=False).fit()
     for args, expected in _bad(tmp_path, pelvis_ds, tmp_path / "plain" / "last.pt"):
-        with pytest.raises(SystemExit) if "must be at least" in expected else _no_raise() as ex:
+        parser = "must be at least" in expected or "invalid choice" in expected
+        with pytest.raises(SystemExit) if parser else _no_raise() as ex:
             code = main(["dataset", "audit", *args, "--quiet"])
         code = ex.value.code if ex is not None and hasattr(ex, "value") else code
         err = capsys.readouterr().err.strip()
@@ -127,3 +132,17 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_another_ranking_orders_the_cases_and_the_files_by_it(audited, pelvis_ds, tmp_path):
+    by_volume = audit_dataset(AuditRequest(pelvis_ds, tmp_path / "v", run=audited.run,
+                                           ranking="volume", **{**TINY, "flag": 0}))
+    summary = json.loads((tmp_path / "v" / "audit.json").read_text())
+    assert [c["case"] for c in by_volume.cases] == summary["rankings"]["volume"]
+    first = json.loads((audited.out / "audit.json").read_text())["rankings"]
+    assert summary["rankings"]["volume"] == first["volume"]  # volumes do not depend on the run
+    with (tmp_path / "v" / "organs.csv").open() as fh:
+        values = [float(r["distrust_volume"]) for r in csv.DictReader(fh)]
+    assert values == sorted(values, reverse=True) and by_volume.overviews == []
+    with pytest.raises(InvalidInputError, match="unknown ranking 'size'"):
+        audit_dataset(AuditRequest(pelvis_ds, tmp_path / "x", run=audited.run, ranking="size"))

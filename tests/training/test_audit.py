@@ -10,6 +10,7 @@ import pytest
 from autocontour.errors import InvalidInputError
 from autocontour.training.audit import (
     SCORE_FLOOR,
+    Measured,
     audit_rows,
     load_audited_run,
     measure_case,
@@ -28,29 +29,34 @@ def test_robust_z_ignores_the_outlier_it_measures_and_has_a_floor():
 
 
 def _measured(n: int = 8) -> tuple[dict, dict]:
-    """n cases: Bladder and Rectum with scores, Dice and volumes; case c3's rectum is odd."""
+    """n cases with Bladder and Rectum: c3's rectum the model disputes, c6's the QAM, c5's
+    bladder volume is odd."""
     rng = np.random.default_rng(0)
     measured, volumes = {}, {}
     for i in range(n):
         case = f"c{i}"
-        measured[case] = {"Bladder": (0.5 + 0.01 * rng.standard_normal(), 0.9),
-                          "Rectum": (0.2 + 0.01 * rng.standard_normal(), 0.8)}
+        measured[case] = {
+            "Bladder": Measured(0.5, 0.01 * rng.standard_normal(), 0.9 + 0.01 * rng.random()),
+            "Rectum": Measured(0.2, 0.01 * rng.standard_normal(), 0.8 + 0.01 * rng.random())}
         volumes[case] = {"Bladder": 200.0 + rng.standard_normal(), "Rectum": 50.0}
-    measured["c3"]["Rectum"] = (-1.0, 0.3)  # the QAM and the model distrust it
-    volumes["c5"]["Bladder"] = 400.0  # a volume outlier the QAM does not mind
+    measured["c3"]["Rectum"] = Measured(0.2, 0.0, 0.3)
+    measured["c6"]["Rectum"] = Measured(-1.0, 1.5, 0.8)  # a better score with the model's
+    volumes["c5"]["Bladder"] = 400.0
     return measured, volumes
 
 
 def test_each_ranking_puts_its_own_outlier_first():
     rows = audit_rows(*_measured())
-    by_qam = rank_cases(rows, "qam")
-    assert by_qam[0]["case"] == "c3" and by_qam[0]["organs"][0]["organ"] == "Rectum"
-    assert by_qam[0]["distrust"] > 10
+    by_model = rank_cases(rows)  # the default ranking
+    assert by_model[0]["case"] == "c3" and by_model[0]["organs"][0]["organ"] == "Rectum"
+    assert by_model[0]["distrust"] > 10
+    assert rank_cases(rows, "qam")[0]["case"] == "c6"
     assert rank_cases(rows, "volume")[0]["case"] == "c5"
-    assert rank_cases(rows, "model")[0]["case"] == "c3"
-    first = rank_organs(rows, "qam")[0]
+    first = rank_organs(rows)[0]
     assert (first.case, first.organ) == ("c3", "Rectum")
     assert first.volume_ml == 50.0 and first.model_dice == 0.3
+    other = rank_organs(rows, "qam")[0]
+    assert (other.case, other.qam_score, other.qam_gain) == ("c6", -1.0, 1.5)
     with pytest.raises(InvalidInputError, match="unknown ranking 'size'"):
         rank_cases(rows, "size")
 
@@ -83,8 +89,8 @@ def test_a_qam_run_scores_every_present_organ_deterministically(tiny_config, pel
     case = cache.case_ids[0]
     first = measure_case(run, cache, case, patches=3, seed=1)
     assert set(first) == set(DatasetFolder(pelvis_ds).cache().present(case))
-    for score, dice in first.values():
-        assert -2.0 < score < 2.0 and 0.0 <= dice <= 1.0  # bounded by the OCM
+    for score, gain, dice in first.values():  # bounded by the OCM
+        assert -2.0 < score < 2.0 and -4.0 < gain < 4.0 and 0.0 <= dice <= 1.0
     assert measure_case(run, cache, case, patches=3, seed=1) == first
 
 
