@@ -41,6 +41,7 @@ import json
 import os
 import pickle
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -161,13 +162,13 @@ def load_training_data(config: SynthesisConfig) -> TrainingData:
 # --- networks -------------------------------------------------------------------------------
 
 def build_networks(config: SynthesisConfig, n_modalities: int) -> dict[str, nn.Module]:
-    """The networks of a run, initial weights from ``config.seed`` (normal, σ 0.02).
+    """The networks of a run, initial weights from ``config.seed`` and each network's name
+    (convolutions normal, σ 0.02; biases 0; batch norms 1 and 0).
 
     Always: ``G_m``, ``E_s``, ``G_s``, ``D_z``, ``D_s``, ``G``, ``D``; with ``lesion_loss``
     ``G_l0`` .. ``G_l{M-1}``; with ``registration_loss`` ``G_t`` and ``D_t``.
     """
     c = config
-    torch.manual_seed(c.seed)
     seg_w = c.segmenter_width or c.width
     conv_w = c.converter_width or c.width
     nets: dict[str, nn.Module] = {
@@ -185,10 +186,13 @@ def build_networks(config: SynthesisConfig, n_modalities: int) -> dict[str, nn.M
     if c.registration_loss:
         nets["G_t"] = UNetGenerator2D(1, 1, conv_w, c.depth, n_modalities)
         nets["D_t"] = ACGANDiscriminator(1, c.disc_width, c.disc_pools)
-    for net in nets.values():
+    for name, net in nets.items():
+        # each network's own stream: its start does not depend on which others the switches
+        # add, so models A-F start G and D from the same weights
+        gen = torch.Generator().manual_seed((c.seed & 0xFFFFFFFF) * 7919 + zlib.crc32(name.encode()))
         for m in net.modules():
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.normal_(m.weight, 0.0, 0.02, generator=gen)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
     return nets
