@@ -96,3 +96,10 @@ def test_bad_files(tmp_path: Path) -> None:
         SynthesisConfig.from_file(bad)
     with pytest.raises(InvalidInputError, match="missing.yaml: cannot read"):
         SynthesisConfig.from_file(tmp_path / "missing.yaml")
+
+
+def test_example_config_reads() -> None:
+    path = Path(__file__).parents[2] / "configs" / "synthesis_brain.yaml"
+    config = SynthesisConfig.from_file(path)
+    assert config.ablation_model == "F" and config.modalities == ("T1", "T2", "FLAIR")
+    assert 128 % config.size_multiple == 0

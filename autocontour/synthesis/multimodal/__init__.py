@@ -1,4 +1,4 @@
-"""Multi-modal lesion-guided synthesis (seed 003, spec E): the parts that need no training.
+"""Multi-modal lesion-guided synthesis (seed 003, spec E).
 
 * :mod:`.structure`: Algorithm 1 (:func:`structure_map`), Algorithm 2 (:func:`extract_mask`,
   :func:`enlarge`) and the noise fusion of eq. (12) (:func:`fuse_noise`, :func:`fusion_noise`),
@@ -7,7 +7,13 @@
   filter (:func:`lesion_inside`, :func:`draw_lesion`).
 * :mod:`.samples`: per case and modality, the tuple (image, structure map, mask, lesion) the
   networks train on (:func:`structure_samples`, parameters in :class:`StructureParams`).
-* :mod:`.losses`: the loss terms (6)-(11) and (13)-(18) (PyTorch; import it directly).
+* :mod:`.losses`: the loss terms (6)-(11), (13)-(19) and (22) (PyTorch; import it directly).
+* :mod:`.config`: :class:`~.config.SynthesisConfig`, a training run with the ablation's
+  switches (models A-F of the source's table 1) as values.
+* :mod:`.train`: the trainer (structure-map generator, lesion segmenters, modality converter,
+  pre-training, adversarial training of G), checkpoints and resume (PyTorch; import directly).
+* :mod:`.generate`: new tuples (structure map, organ mask, lesion label, each modality) from a
+  trained model (PyTorch; import directly); ``autocontour synthesize`` writes them as a data set.
 
 The networks (E_s, G_s, D_z, D_s, G_m, G, D) are in :mod:`autocontour.models.synthesis`.
 """
