@@ -28,6 +28,8 @@ job                            request                        result
 :func:`fingerprint_dataset`    a data set path                ``FingerprintResult``
 :func:`train_pseudo_mri`       :class:`PseudoMRITrainRequest` :class:`PseudoMRITrainResult`
 :func:`convert_pseudo_mri`     ``PseudoMRIConvertRequest``    ``PseudoMRIConvertResult``
+:func:`train_synthesis_model`  ``SynthesisTrainRequest``      ``SynthesisTrainResult``
+:func:`synthesize`             :class:`SynthesizeRequest`     :class:`SynthesizeResult`
 ============================== ============================== ===============================
 
 Example::
@@ -73,6 +75,9 @@ _LAZY = {
     **dict.fromkeys(("PseudoMRITrainRequest", "PseudoMRITrainResult", "train_pseudo_mri",
                      "PseudoMRIConvertRequest", "PseudoMRIConvertResult", "convert_pseudo_mri"),
                     "autocontour.jobs.pseudo_mri"),
+    **dict.fromkeys(("SynthesisTrainRequest", "SynthesisTrainResult", "train_synthesis_model",
+                     "SynthesizeRequest", "SynthesizeResult", "synthesize"),
+                    "autocontour.jobs.synthesis"),
 }
 
 if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_exports.py)
@@ -134,6 +139,14 @@ if TYPE_CHECKING:  # _LAZY spelled out for IDEs and type checkers (tests/test_ex
         convert_pseudo_mri,
         train_pseudo_mri,
     )
+    from autocontour.jobs.synthesis import (
+        SynthesisTrainRequest,
+        SynthesisTrainResult,
+        SynthesizeRequest,
+        SynthesizeResult,
+        synthesize,
+        train_synthesis_model,
+    )
     from autocontour.jobs.training import TrainRequest, TrainResult, train
 
 __all__ = [
@@ -170,6 +183,10 @@ __all__ = [
     "RunJobRequest",
     "RunJobResult",
     "SplitRequest",
+    "SynthesisTrainRequest",
+    "SynthesisTrainResult",
+    "SynthesizeRequest",
+    "SynthesizeResult",
     "TrainRequest",
     "TrainResult",
     "WarmModels",
@@ -191,8 +208,10 @@ __all__ = [
     "run_contour_job",
     "run_demo",
     "split_dataset",
+    "synthesize",
     "train",
     "train_pseudo_mri",
+    "train_synthesis_model",
     "write_phantoms",
 ]
 
