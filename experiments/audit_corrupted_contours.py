@@ -17,7 +17,8 @@ missing_slices     one organ removed on a third of its slices (at least 2), at a
 The audit runs as a user runs it (:func:`autocontour.jobs.audit.audit_dataset`, its defaults:
 2-D ResUNet 16-128 on 96 x 96 patches, 20 epochs of 25 steps of 16, QAM + OCM). Its three
 rankings (``autocontour.training.audit``: the segmenter's disagreement, the QAM's gain when a
-contour is replaced by the segmenter's, volume outliers) are scored against the known errors:
+contour is replaced by the segmenter's, volume outliers) and Φ's plain score (−z of
+``qam_score``, the measure set 0 rejected) are scored against the known errors:
 
 * cases: precision and recall of the top k cases, k = half, once and twice the corrupted count;
   average precision (AP) over the whole ranking;
@@ -53,9 +54,10 @@ import numpy as np
 FIRST_SEED = 33000  # phantom seeds 33000-33999 belong to this experiment
 KINDS = ("dilate", "erode", "shift", "swap", "missing_slices")
 AMOUNTS = {"dilate": (2, 4), "erode": (1, 2), "shift": (3, 5)}
-RANKINGS = ("model", "qam", "volume")
+RANKINGS = ("model", "qam", "qam_plain", "volume")
 RANKING_NAMES = {"model": "segmenter disagreement (the audit's default)",
                  "qam": "QAM gain when the contour is replaced",
+                 "qam_plain": "QAM plain score",
                  "volume": "volume outliers (baseline)"}
 
 
@@ -149,6 +151,19 @@ def average_precision(ranked: Sequence[str], truth: set[str]) -> float:
     return total / len(truth) if truth else 1.0
 
 
+def plain_score_distrust(rows: Sequence[dict[str, str]]) -> dict[tuple[str, str], float]:
+    """(case, organ) -> −z of Φ's plain score Γ(Φ(x, y)) against the same organ (``qam_score``
+    in organs.csv): the QAM's measure the development set rejected, kept for comparison."""
+    from autocontour.training.audit import SCORE_FLOOR, robust_z
+
+    out: dict[tuple[str, str], float] = {}
+    for organ in sorted({r["organ"] for r in rows}):
+        mine = [r for r in rows if r["organ"] == organ]
+        z = -robust_z([float(r["qam_score"]) for r in mine], SCORE_FLOOR)
+        out.update({(r["case"], organ): float(v) for r, v in zip(mine, z, strict=True)})
+    return out
+
+
 def score_set(audit_dir: Path, truth: dict[str, dict]) -> dict[str, Any]:
     """Every ranking of one audit against the known errors."""
     from autocontour.training.audit import precision_recall
@@ -164,10 +179,17 @@ def score_set(audit_dir: Path, truth: dict[str, dict]) -> dict[str, Any]:
     n = len(bad_cases)
     ks = sorted({max(1, n // 2), n, 2 * n})
     out: dict[str, Any] = {"corrupted": n, "cases": len(summary["cases"]), "rankings": {}}
+    distrust = {name: {(r["case"], r["organ"]): float(r[f"distrust_{name}"]) for r in rows}
+                for name in RANKINGS if name != "qam_plain"}
+    distrust["qam_plain"] = plain_score_distrust(rows)
     for name in RANKINGS:
-        cases = summary["rankings"][name]
-        pairs = [f"{r['case']}/{r['organ']}" for r in
-                 sorted(rows, key=lambda r: -float(r[f"distrust_{name}"]))]
+        pairs = [f"{c}/{o}" for (c, o), _ in
+                 sorted(distrust[name].items(), key=lambda kv: (-kv[1], kv[0]))]
+        worst: dict[str, float] = {}
+        for (case, _), value in distrust[name].items():
+            worst[case] = max(value, worst.get(case, -np.inf))
+        # the audit's own order where it has one (organs.csv rounds, so ties may differ)
+        cases = summary["rankings"].get(name) or sorted(worst, key=lambda c: (-worst[c], c))
         out["rankings"][name] = {
             "case_pr": {k: precision_recall(cases, bad_cases, k) for k in ks},
             "case_ap": average_precision(cases, bad_cases),

@@ -40,7 +40,7 @@ def test_each_corrupted_case_holds_its_recorded_error(ran, experiment):
         assert changed == set(truth.get(cid, {}).get("organs", [])), cid
 
 
-def test_the_table_scores_all_three_rankings(ran, experiment):
+def test_the_table_scores_every_ranking(ran, experiment):
     table = (ran / "out" / "table.md").read_text()
     for name in experiment.RANKING_NAMES.values():
         assert table.count(f"| {name} |") == 3  # cases, contours, and a column of ranks
