@@ -202,6 +202,10 @@ def synthesize(request: SynthesizeRequest, progress: ProgressCallback | None = N
             "switches": {s: getattr(model.config, s) for s in (
                 "structure_input", "mask_filter", "noise_fusion", "registration_loss",
                 "lesion_loss")},
+            "generator_input": ("uniform noise (model A: the structure map is written but G "
+                                "did not see it)" if not model.config.structure_input else
+                                "structure map" + (" with noise fused in (eq. 12)"
+                                                   if model.config.noise_fusion else "")),
             "seed": int(request.seed),
             "modalities": list(model.modalities),
             "display_range": {m: [0.0, 1.0] for m in model.modalities},
