@@ -479,8 +479,8 @@ class SynthesisTrainer:
 
 def network_entry(net: nn.Module) -> dict[str, Any]:
     """``{class, arch_kwargs, state}``: what rebuilds a network (:func:`synthesis_network`)."""
-    return {"class": type(net).__name__, "arch_kwargs": dict(net.arch_kwargs),
-            "state": net.state_dict()}
+    arch: dict[str, Any] = getattr(net, "arch_kwargs")  # noqa: B009 (every synthesis network has it)
+    return {"class": type(net).__name__, "arch_kwargs": dict(arch), "state": net.state_dict()}
 
 
 def network_from_entry(entry: Mapping[str, Any]) -> nn.Module:
