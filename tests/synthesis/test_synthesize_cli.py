@@ -13,7 +13,12 @@ import yaml
 from autocontour.cli import main
 from autocontour.data.multimodal import load_multimodal_folder
 from autocontour.errors import JobCancelled
-from autocontour.jobs.synthesis import SynthesizeRequest, synthesize
+from autocontour.jobs.synthesis import (
+    SynthesisTrainRequest,
+    SynthesizeRequest,
+    synthesize,
+    train_synthesis_model,
+)
 from autocontour.phantoms.brain_lesion import write_lesion_cases
 from autocontour.synthesis.multimodal.generate import generate_tuple, load_synthesis_model
 
@@ -84,6 +89,26 @@ def test_cancelled_synthesis_writes_nothing(trained: Path, tmp_path: Path) -> No
     with pytest.raises(JobCancelled, match="nothing was written"):
         synthesize(SynthesizeRequest(trained / "model.pt", tmp_path / "s", 3), cancel=cancel)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cancelled_training_resumes(trained: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    config = yaml.safe_load((trained.parent / "tiny.yaml").read_text())
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**config, "out": str(tmp_path / "run")}))
+    calls: list[int] = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) >= 3  # asked once before training, then after each step
+    with pytest.raises(JobCancelled, match="cancelled at step 2; the checkpoint .* stays"):
+        train_synthesis_model(SynthesisTrainRequest(path), cancel=cancel)
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "run" / "model.pt").exists()
+    code, out, err = _run(capsys, ["synthesize", "train", str(path), "--resume", "--quiet"])
+    assert code == 0, err
+    assert "trained 6 step(s)" in out and "(ablation model F)" in out
+    assert (tmp_path / "run" / "model.pt").is_file()
 
 
 BAD = [
