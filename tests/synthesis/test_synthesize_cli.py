@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from autocontour.cli import main
@@ -116,6 +117,8 @@ BAD = [
     ("synthesize --model {d}/notes.txt --count 3 -o {d}/s",
      "notes.txt: not a synthesis model (not a PyTorch file)"),
     ("synthesize --model {d}/folder --count 3 -o {d}/s", "folder: is a folder, not a synthesis"),
+    ("synthesize --model {d}/other.pt --count 3 -o {d}/s",
+     "other.pt: not a synthesis model (it is a pseudo-MRI model)"),
     ("synthesize --model {m} --count 3 -o {d}/notes.txt", "notes.txt: is a file, not a folder"),
     ("synthesize --model {m} --count 3 -o {d}/folder", "folder: already holds files"),
     ("synthesize --model {m} --count 0 -o {d}/s", "--count: must be at least 1, got 0"),
@@ -138,6 +141,7 @@ def test_bad_input(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
     (d / "folder").mkdir()
     (d / "folder" / "old.txt").write_text("keep me")
     (d / "bad.yaml").write_text("data: [unclosed\n")
+    torch.save({"format": "autocontour-pseudo-mri", "version": 1}, d / "other.pt")
     (d / "unknown.yaml").write_text(f"data: {d}\nout: {d}/r\nwidht: 4\n")
     (d / "nodata.yaml").write_text(f"data: {d}/nodata\nout: {d}/r\n")
     before = {p: p.stat().st_mtime_ns for p in d.rglob("*")}
