@@ -645,7 +645,8 @@ def _cmd_dataset_audit(args: argparse.Namespace) -> int:
                            steps_per_epoch=args.steps, batch_size=args.batch,
                            patch_size=tuple(args.patch), channels=tuple(args.channels),
                            seed=args.seed, device=args.device, flag=args.flag,
-                           patches=args.patches, ranking=args.rank, overwrite=args.overwrite)
+                           patches=args.patches, ranking=args.rank, qam=not args.no_qam,
+                           overwrite=args.overwrite)
     with _Bar("audit", args.quiet) as bar:
         result = audit_dataset(request, progress=bar)
     shown = result.cases[:max(args.flag, 10)]
@@ -724,6 +725,8 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
                    help="rank by the QAM-trained segmenter's disagreement with the contours "
                    "(default), by the QAM's own judgement, or by volume outliers; audit.json "
                    "holds all three")
+    q.add_argument("--no-qam", action="store_true",
+                   help="train the segmenter without the QAM (ranks by model and volume only)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     q.add_argument("--threads", type=_at_least(1), default=None,

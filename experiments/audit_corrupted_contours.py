@@ -27,6 +27,10 @@ contour is replaced by the segmenter's, volume outliers) and Φ's plain score (�
 * outliers: how many cases reach the audit's outlier cut-off (distrust >= 3.5), right and wrong;
 * the rank each corrupted case got, by kind.
 
+``--plain`` also runs the audit with a segmenter trained without the QAM (same data, seed and
+schedule: ``AuditRequest(qam=False)``) and scores its disagreement: the control that says what
+the QAM adds.
+
 ``--sets`` repeats everything on other phantoms, errors and training seeds: mean ± sd over the
 sets. Set 0 is the development set: on it the default ranking was chosen (the segmenter's
 disagreement: case AP 0.96 against 0.41 for volume and 0.24 for Φ's plain score) and the QAM's
@@ -55,7 +59,10 @@ FIRST_SEED = 33000  # phantom seeds 33000-33999 belong to this experiment
 KINDS = ("dilate", "erode", "shift", "swap", "missing_slices")
 AMOUNTS = {"dilate": (2, 4), "erode": (1, 2), "shift": (3, 5)}
 RANKINGS = ("model", "qam", "qam_plain", "volume")
+#: With --plain: the disagreement of a segmenter trained without the QAM (the control).
+PLAIN = "model_no_qam"
 RANKING_NAMES = {"model": "segmenter disagreement (the audit's default)",
+                 PLAIN: "segmenter disagreement, trained without the QAM",
                  "qam": "QAM gain when the contour is replaced",
                  "qam_plain": "QAM plain score",
                  "volume": "volume outliers (baseline)"}
@@ -78,6 +85,8 @@ def build_parser() -> _Parser:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--patch", type=int, nargs=3, default=[1, 96, 96])
     p.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--plain", action="store_true",
+                   help="also audit with a segmenter trained without the QAM (the control)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", type=Path, default=Path("runs/audit"))
@@ -180,13 +189,14 @@ def score_set(audit_dir: Path, truth: dict[str, dict]) -> dict[str, Any]:
     ks = sorted({max(1, n // 2), n, 2 * n})
     out: dict[str, Any] = {"corrupted": n, "cases": len(summary["cases"]), "rankings": {}}
     distrust = {name: {(r["case"], r["organ"]): float(r[f"distrust_{name}"]) for r in rows}
-                for name in RANKINGS if name != "qam_plain"}
-    distrust["qam_plain"] = plain_score_distrust(rows)
-    for name in RANKINGS:
+                for name in RANKINGS if f"distrust_{name}" in rows[0]}
+    if "distrust_qam" in rows[0]:  # a run with the QAM
+        distrust["qam_plain"] = plain_score_distrust(rows)
+    for name, values in distrust.items():
         pairs = [f"{c}/{o}" for (c, o), _ in
-                 sorted(distrust[name].items(), key=lambda kv: (-kv[1], kv[0]))]
+                 sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))]
         worst: dict[str, float] = {}
-        for (case, _), value in distrust[name].items():
+        for (case, _), value in values.items():
             worst[case] = max(value, worst.get(case, -np.inf))
         # the audit's own order where it has one (organs.csv rounds, so ties may differ)
         cases = summary["rankings"].get(name) or sorted(worst, key=lambda c: (-worst[c], c))
@@ -212,6 +222,7 @@ def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, command
            seconds: float) -> str:
     sets = sorted(results)
     first = results[sets[0]]
+    names = [r for r in (RANKINGS[0], PLAIN, *RANKINGS[1:]) if r in first["rankings"]]
     n = first["corrupted"]
     lines = [
         "# The dataset audit on pelvis phantoms with known contouring errors", "",
@@ -222,7 +233,7 @@ def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, command
         "| ranking | " + " | ".join(f"P@{k} | R@{k}"
                                     for k in first["rankings"]["model"]["case_pr"])
         + " | AP |", "|---|" + "---|---|" * len(first["rankings"]["qam"]["case_pr"]) + "---|"]
-    for name in RANKINGS:
+    for name in names:
         cells = []
         for k in first["rankings"][name]["case_pr"]:
             cells.append(_mean_sd([results[s]["rankings"][name]["case_pr"][k][0] for s in sets]))
@@ -233,7 +244,7 @@ def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, command
               "", "| ranking | " + " | ".join(
                   f"P@{k} | R@{k}" for k in first["rankings"]["qam"]["pair_pr"]) + " | AP |",
               "|---|" + "---|---|" * len(first["rankings"]["qam"]["pair_pr"]) + "---|"]
-    for name in RANKINGS:
+    for name in names:
         cells = []
         for k in first["rankings"][name]["pair_pr"]:
             cells.append(_mean_sd([results[s]["rankings"][name]["pair_pr"][k][0] for s in sets]))
@@ -242,12 +253,12 @@ def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, command
         lines.append(f"| {RANKING_NAMES[name]} | " + " | ".join(cells) + " |")
     lines += ["", ("## The rank of each corrupted case (of "
               f"{first['cases']}), by kind"), "",
-              "| set | case | kind | " + " | ".join(RANKING_NAMES[r] for r in RANKINGS) + " |",
-              "|---|---|---|" + "---|" * len(RANKINGS)]
+              "| set | case | kind | " + " | ".join(RANKING_NAMES[r] for r in names) + " |",
+              "|---|---|---|" + "---|" * len(names)]
     for s in sets:
         for case, kind in sorted(results[s]["kinds"].items(), key=lambda kv: KINDS.index(kv[1])):
             lines.append(f"| {s} | {case} | {kind} | " + " | ".join(
-                str(results[s]["rankings"][r]["rank_of"][case]) for r in RANKINGS) + " |")
+                str(results[s]["rankings"][r]["rank_of"][case]) for r in names) + " |")
     lines += ["", "Outliers (distrust >= 3.5 by the default ranking): " + "; ".join(
         f"set {s}: {results[s]['outliers']['true']} corrupted, {results[s]['outliers']['false']} "
         "clean" for s in sets) + ".", "",
@@ -266,18 +277,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[int, dict[str, Any]] = {}
     for set_id in args.sets:
         ds, truth = corrupted_set(args.work, set_id, args)
-        audit_dir = args.work / f"set{set_id}" / "audit"
-        if not (audit_dir / "audit.json").is_file():
-            t = time.perf_counter()
-            audit_dataset(AuditRequest(ds, audit_dir, epochs=args.epochs,
-                                       steps_per_epoch=args.steps, batch_size=args.batch,
-                                       patch_size=tuple(args.patch),
-                                       channels=tuple(args.channels), seed=set_id,
-                                       device=args.device, flag=3, overwrite=True))
-            print(f"set {set_id}: audit in {time.perf_counter() - t:.0f} s", flush=True)
-        results[set_id] = score_set(audit_dir, truth)
+        for folder, qam in (("audit", True), ("audit_plain", False))[:2 if args.plain else 1]:
+            audit_dir = args.work / f"set{set_id}" / folder
+            if not (audit_dir / "audit.json").is_file():
+                t = time.perf_counter()
+                audit_dataset(AuditRequest(ds, audit_dir, epochs=args.epochs,
+                                           steps_per_epoch=args.steps, batch_size=args.batch,
+                                           patch_size=tuple(args.patch),
+                                           channels=tuple(args.channels), seed=set_id,
+                                           device=args.device, flag=3, qam=qam,
+                                           overwrite=True))
+                print(f"set {set_id}: {folder} in {time.perf_counter() - t:.0f} s", flush=True)
+        results[set_id] = score_set(args.work / f"set{set_id}" / "audit", truth)
+        if args.plain:
+            plain = score_set(args.work / f"set{set_id}" / "audit_plain", truth)
+            results[set_id]["rankings"][PLAIN] = plain["rankings"]["model"]
         print(f"set {set_id}: case AP " + ", ".join(
-            f"{name} {results[set_id]['rankings'][name]['case_ap']:.2f}" for name in RANKINGS),
+            f"{name} {r['case_ap']:.2f}" for name, r in results[set_id]["rankings"].items()),
             flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python experiments/audit_corrupted_contours.py " + " ".join(

@@ -60,6 +60,8 @@ class AuditRequest:
         flag: cases given an overview image [10].
         patches: patches Φ scores per organ and case [8].
         ranking: "model" (default), "qam" or "volume" (see :mod:`autocontour.training.audit`).
+        qam: train with the QAM + OCM [True]; False trains the plain segmenter (no ``qam``
+            ranking; the control of the audit's experiment). A reused ``run`` decides by itself.
         overwrite: replace an existing ``out``.
     """
 
@@ -78,6 +80,7 @@ class AuditRequest:
     flag: int = 10
     patches: int = 8
     ranking: str = "model"
+    qam: bool = True
     overwrite: bool = False
 
 
@@ -93,7 +96,8 @@ class AuditResult:
 
 
 def audit_config(request: AuditRequest, run_out: Path) -> Any:
-    """The training config of an audit run: QAM + OCM, every case trains (``folds: 1``)."""
+    """The training config of an audit run: QAM + OCM (unless ``qam`` is False), every case
+    trains (``folds: 1``)."""
     from autocontour.artifacts.config import TrainConfig
 
     three_d = request.patch_size[0] > 1
@@ -107,9 +111,10 @@ def audit_config(request: AuditRequest, run_out: Path) -> Any:
         "val_every": request.epochs, "plateau": {"patience": request.epochs + 1},
         "augmentation": None, "sampling": {"foreground_fraction": 1.0},
         "folds": 1, "fold": 0, "seed": request.seed, "device": request.device,
-        "amp": request.device == "cuda", "num_workers": 0,
-        "sample_weighting": {"name": "qam", "lr": request.qam_lr, "ocm": True,
-                             "ocm_lambda": 2.0}}
+        "amp": request.device == "cuda", "num_workers": 0}
+    if request.qam:
+        values["sample_weighting"] = {"name": "qam", "lr": request.qam_lr, "ocm": True,
+                                      "ocm_lambda": 2.0}
     return TrainConfig.from_dict(values)
 
 
@@ -118,8 +123,9 @@ def audit_dataset(request: AuditRequest, progress: ProgressCallback | None = Non
     """Train (or reuse) a QAM run on the data set, rank its cases and organs, write the audit.
 
     Raises:
-        InvalidInputError: not a data set folder; a run without the QAM or for other organs; a
-            bad option (patch, batch below 2, flag or patches below 1).
+        InvalidInputError: not a data set folder; a run for other organs; the ``qam`` ranking
+            of a run without the QAM; a bad option (patch, batch below 2, flag or patches
+            below 1).
         OutputExistsError: ``out`` exists and ``overwrite`` is False (nothing written).
         JobCancelled: ``cancel`` said stop (nothing written).
     """
@@ -128,7 +134,9 @@ def audit_dataset(request: AuditRequest, progress: ProgressCallback | None = Non
     folder = DatasetFolder(request.dataset)
     folder.require()
     out = check_output_folder(request.out, request.overwrite, what="--out")
-    if request.batch_size < 2:
+    if request.ranking == "qam" and not request.qam:
+        raise InvalidInputError("--rank qam needs the QAM; drop --no-qam")
+    if request.batch_size < 2 and request.qam:
         raise InvalidInputError(f"--batch must be at least 2 (the QAM weighs the samples of a "
                                 f"batch against each other), got {request.batch_size}")
     from autocontour.training.audit import RANKINGS
@@ -182,6 +190,9 @@ def _score_and_write(request: AuditRequest, folder: Any, checkpoint: Path, tmp: 
     from autocontour.training.data import preprocess
 
     run = audit.load_audited_run(checkpoint, _device(request.device))
+    if request.ranking not in run.rankings:
+        raise InvalidInputError(f"{checkpoint}: trained without the QAM, so it cannot rank by "
+                                f"{request.ranking!r}; choose --rank model or volume")
     source = folder.cache()
     if sorted(run.trained.organs.names) != sorted(source.organs.names):
         raise InvalidInputError(f"{checkpoint}: trained on organs {run.trained.organs.names}, "
@@ -209,8 +220,9 @@ def _score_and_write(request: AuditRequest, folder: Any, checkpoint: Path, tmp: 
         "request": {k: (str(v) if isinstance(v, Path) else v)
                     for k, v in asdict(request).items()},
         "outlier_z": OUTLIER_Z, "ranking": request.ranking, "cases": cases,
+        "qam": run.qam is not None,
         "rankings": {name: [c["case"] for c in audit.rank_cases(rows, name)]
-                     for name in audit.RANKINGS}}
+                     for name in run.rankings}}
     (tmp / "audit.json").write_text(json.dumps(summary, indent=2))
     with (tmp / "cases.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -221,11 +233,11 @@ def _score_and_write(request: AuditRequest, folder: Any, checkpoint: Path, tmp: 
     with (tmp / "organs.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["case", "organ", "qam_score", "qam_gain", "volume_ml", "model_dice",
-                    *(f"distrust_{k}" for k in audit.RANKINGS)])
+                    *(f"distrust_{k}" for k in run.rankings)])
         for r in audit.rank_organs(rows, request.ranking):
             w.writerow([r.case, r.organ, f"{r.qam_score:.4f}", f"{r.qam_gain:.4f}",
                         f"{r.volume_ml:.2f}", f"{r.model_dice:.4f}",
-                        *(f"{r.distrust[k]:.3f}" for k in audit.RANKINGS)])
+                        *(f"{r.distrust[k]:.3f}" for k in run.rankings)])
     return AuditResult(tmp, checkpoint, cases, audit.rank_organs(rows, request.ranking),
                        overviews)
 

@@ -77,18 +77,24 @@ class OrganRow:
 
 @dataclass(frozen=True)
 class AuditedRun:
-    """A trained run's segmenter and its QAM, ready to score cases."""
+    """A trained run's segmenter and its QAM (None for a run trained without), ready to score."""
 
     trained: TrainedNetwork
-    qam: QualityAwareness
+    qam: QualityAwareness | None
+
+    @property
+    def rankings(self) -> tuple[str, ...]:
+        """The rankings this run can give (no ``qam`` without a QAM)."""
+        return RANKINGS if self.qam is not None else tuple(r for r in RANKINGS if r != "qam")
 
 
 def load_audited_run(path: str | Path, device: str | torch.device = "cpu") -> AuditedRun:
-    """The segmenter and Φ of a training checkpoint (``last.pt``) trained with the QAM.
+    """The segmenter and Φ of a training checkpoint (``last.pt``); a run trained without the
+    QAM gives ``qam`` None (it ranks by the segmenter and by volume only).
 
     Raises:
-        InvalidInputError: an unreadable checkpoint, or one trained without ``sample_weighting``
-            (the message names the file).
+        InvalidInputError: an unreadable checkpoint, or QAM weights that do not fit (the message
+            names the file).
     """
     path = Path(path)
     data = read_file(path, (CHECKPOINT,))
@@ -96,8 +102,7 @@ def load_audited_run(path: str | Path, device: str | torch.device = "cpu") -> Au
     weighting = trained.config.sample_weighting
     state = (data.get("extra_modules") or {}).get("qam")
     if weighting is None or state is None:
-        raise InvalidInputError(f"{path}: trained without the QAM (sample_weighting: qam); the "
-                                "audit needs a run that trained one")
+        return AuditedRun(trained, None)
     kwargs = data["network"].get("arch_kwargs", {})
     classes = int(kwargs.get("out_channels", max(trained.organs.labels) + 1))
     qam = QualityAwareness.from_config(weighting, spatial_dims(trained.net),
@@ -111,7 +116,7 @@ def load_audited_run(path: str | Path, device: str | torch.device = "cpu") -> Au
 
 
 class Measured(NamedTuple):
-    """What :func:`measure_case` gives per organ."""
+    """What :func:`measure_case` gives per organ (the QAM's two are NaN without a QAM)."""
 
     qam_score: float
     qam_gain: float
@@ -152,13 +157,16 @@ def measure_case(run: AuditedRun, cache: CaseCache, case_id: str, patches: int =
         swapped = np.where((theirs == organ.label) & (swapped == 0), organ.label, swapped)
         if size[0] == 1:  # 2-D: (B, C, 1, y, x) -> (B, C, y, x)
             img, mine, swapped = img[:, :, 0], mine[:, 0], swapped[:, 0]
+        agree = dice(predicted == organ.label, stored == organ.label)
+        if run.qam is None:
+            out[organ.name] = Measured(float("nan"), float("nan"), agree)
+            continue
         with torch.no_grad():
             img = img.to(device)
             before = run.qam.bound(run.qam.scores(img, torch.from_numpy(mine[:, None]).to(device)))
             after = run.qam.bound(run.qam.scores(img, torch.from_numpy(swapped[:, None])
                                                  .to(device)))
-        out[organ.name] = Measured(float(before.mean()), float((after - before).mean()),
-                                   dice(predicted == organ.label, stored == organ.label))
+        out[organ.name] = Measured(float(before.mean()), float((after - before).mean()), agree)
     return out
 
 
@@ -203,7 +211,8 @@ SCORE_FLOOR, VOLUME_FLOOR, DICE_FLOOR = 0.01, 0.02, 0.01
 
 def audit_rows(measured: dict[str, dict[str, Measured]],
                volumes: dict[str, dict[str, float]]) -> list[OrganRow]:
-    """Every (case, organ) measured, with its distrust by each ranking (module doc)."""
+    """Every (case, organ) measured, with its distrust by each ranking (module doc); without
+    the QAM's measures (NaN) there is no ``qam`` distrust."""
     rows: list[OrganRow] = []
     names = sorted({o for m in measured.values() for o in m})
     for organ in names:
@@ -214,10 +223,12 @@ def audit_rows(measured: dict[str, dict[str, Measured]],
              "qam": robust_z([m.qam_gain for m in got], SCORE_FLOOR),
              "volume": np.abs(robust_z(volume, VOLUME_FLOOR * max(float(np.median(volume)),
                                                                   1e-6)))}
+        if not np.all(np.isfinite(z["qam"])):
+            del z["qam"]
         for i, case in enumerate(cases):
             rows.append(OrganRow(case, organ, got[i].qam_score, got[i].qam_gain,
                                  float(volume[i]), got[i].model_dice,
-                                 {name: float(z[name][i]) for name in RANKINGS}))
+                                 {name: float(z[name][i]) for name in RANKINGS if name in z}))
     return rows
 
 
@@ -226,10 +237,9 @@ def rank_cases(rows: Sequence[OrganRow], ranking: str = RANKINGS[0]) -> list[dic
     most distrusted first (``{"organ", "distrust"}``).
 
     Raises:
-        InvalidInputError: an unknown ranking.
+        InvalidInputError: an unknown ranking, or one the rows lack (``qam`` without a QAM).
     """
-    if ranking not in RANKINGS:
-        raise InvalidInputError(f"unknown ranking {ranking!r}; choose from {', '.join(RANKINGS)}")
+    _check_ranking(rows, ranking)
     by_case: dict[str, list[OrganRow]] = {}
     for row in rows:
         by_case.setdefault(row.case, []).append(row)
@@ -243,10 +253,17 @@ def rank_cases(rows: Sequence[OrganRow], ranking: str = RANKINGS[0]) -> list[dic
 
 
 def rank_organs(rows: Sequence[OrganRow], ranking: str = RANKINGS[0]) -> list[OrganRow]:
-    """Every (case, organ), most distrusted first by ``ranking``."""
+    """Every (case, organ), most distrusted first by ``ranking`` (raises as :func:`rank_cases`)."""
+    _check_ranking(rows, ranking)
+    return sorted(rows, key=lambda r: (-r.distrust[ranking], r.case, r.organ))
+
+
+def _check_ranking(rows: Sequence[OrganRow], ranking: str) -> None:
     if ranking not in RANKINGS:
         raise InvalidInputError(f"unknown ranking {ranking!r}; choose from {', '.join(RANKINGS)}")
-    return sorted(rows, key=lambda r: (-r.distrust[ranking], r.case, r.organ))
+    if rows and ranking not in rows[0].distrust:
+        raise InvalidInputError(f"ranking {ranking!r} needs a run trained with the QAM "
+                                "(sample_weighting: qam)")
 
 
 def organ_volumes(cache: CaseCache, case_ids: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -10,7 +10,7 @@ import pytest
 
 TINY = ["--sets", "0", "--cases", "7", "--corrupted", "5", "--shape", "16", "48", "48",
         "--epochs", "1", "--steps", "2", "--batch", "4", "--patch", "1", "32", "32",
-        "--channels", "4", "8"]
+        "--channels", "4", "8", "--plain"]
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,9 @@ def test_the_table_scores_every_ranking(ran, experiment):
     table = (ran / "out" / "table.md").read_text()
     for name in experiment.RANKING_NAMES.values():
         assert table.count(f"| {name} |") == 3  # cases, contours, and a column of ranks
+    summary_rankings = json.loads((ran / "out" / "summary.json").read_text())["sets"]["0"]
+    assert set(summary_rankings["rankings"]) == {"model", "model_no_qam", "qam", "qam_plain",
+                                                 "volume"}
     summary = json.loads((ran / "out" / "summary.json").read_text())
     qam = summary["sets"]["0"]["rankings"]["qam"]
     assert sorted(qam["rank_of"].values()) == sorted(set(qam["rank_of"].values()))

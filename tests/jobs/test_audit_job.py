@@ -70,6 +70,18 @@ def test_the_command_prints_the_ranking(audited, pelvis_ds, tmp_path, capsys):
     assert "overviews of the top 2" in printed and (tmp_path / "cli" / "cases.csv").is_file()
 
 
+def test_without_the_qam_it_trains_the_plain_segmenter(pelvis_ds, tmp_path):
+    plain = audit_dataset(AuditRequest(pelvis_ds, tmp_path / "plain", qam=False,
+                                       **{**TINY, "flag": 0}))
+    summary = json.loads((tmp_path / "plain" / "audit.json").read_text())
+    assert summary["qam"] is False and set(summary["rankings"]) == {"model", "volume"}
+    assert not (tmp_path / "plain" / "run" / "sample_weights.jsonl").exists()
+    with (tmp_path / "plain" / "organs.csv").open() as fh:
+        header = fh.readline().strip().split(",")
+    assert "distrust_qam" not in header and "distrust_model" in header
+    assert len(plain.cases) == 4
+
+
 def test_a_cancelled_audit_leaves_nothing(pelvis_ds, tmp_path):
     with pytest.raises(JobCancelled):
         audit_dataset(AuditRequest(pelvis_ds, tmp_path / "out", **TINY), cancel=lambda: True)
@@ -103,7 +115,9 @@ def _bad(tmp_path: Path, pelvis_ds: Path, plain_run: Path) -> list[tuple[list[st
         ([ds, "-o", str(tmp_path / "full")], "full: already holds files"),
         ([ds, "-o", out, "--run", str(tmp_path / "gone.pt")], "gone.pt: no such file"),
         ([ds, "-o", out, "--run", str(tmp_path / "empty")], "no checkpoint there"),
-        ([ds, "-o", out, "--run", str(plain_run)], "trained without the QAM"),
+        ([ds, "-o", out, "--run", str(plain_run), "--rank", "qam"],
+         "trained without the QAM, so it cannot rank by 'qam'"),
+        ([ds, "-o", out, "--no-qam", "--rank", "qam"], "--rank qam needs the QAM"),
         ([ds, "-o", out, "--batch", "1"], "--batch: must be at least 2"),
         ([ds, "-o", out, "--patch", "1", "0", "32"], "--patch: must be at least 1"),
         ([ds, "-o", out, "--rank", "size"], "--rank: invalid choice: 'size'"),

@@ -94,11 +94,22 @@ def test_a_qam_run_scores_every_present_organ_deterministically(tiny_config, pel
     assert measure_case(run, cache, case, patches=3, seed=1) == first
 
 
-def test_a_run_without_the_qam_is_refused(tiny_config, tmp_path):
+def test_a_run_without_the_qam_ranks_by_model_and_volume_only(tiny_config, pelvis_ds, tmp_path):
     from autocontour.training import Trainer
+    from autocontour.training.data import preprocess
     Trainer(tiny_config(tmp_path / "plain"), progress=False).fit()
-    with pytest.raises(InvalidInputError, match=r"last.pt: trained without the QAM"):
-        load_audited_run(tmp_path / "plain" / "last.pt")
+    run = load_audited_run(tmp_path / "plain" / "last.pt")
+    assert run.qam is None and run.rankings == ("model", "volume")
+    cache = preprocess(pelvis_ds, run.trained.recipe, progress=False)
+    measured = {c: measure_case(run, cache, c, patches=2) for c in cache.case_ids[:3]}
+    for organs in measured.values():
+        for m in organs.values():
+            assert np.isnan(m.qam_score) and np.isnan(m.qam_gain) and 0.0 <= m.model_dice <= 1.0
+    rows = audit_rows(measured, {c: {} for c in measured})
+    assert set(rows[0].distrust) == {"model", "volume"}
+    assert len(rank_cases(rows, "model")) == 3
+    with pytest.raises(InvalidInputError, match="'qam' needs a run trained with the QAM"):
+        rank_cases(rows, "qam")
 
 
 def test_one_fold_trains_on_every_case_without_validation(tiny_config, pelvis_ds, tmp_path):
