@@ -9,7 +9,10 @@ feature vectors (seed 003 §5.1; spec E9).
   implementations do, so the product stays defined). The five standard scales need images of
   at least 11 × 2^4 = 176 pixels; smaller images get fewer scales (the largest number whose
   coarsest image still holds a window), with the first exponents renormalised to sum to 1, and
-  the value is then not comparable to a five-scale one: say how many scales were used.
+  the value is then not comparable to a five-scale one: say how many scales were used. Why not
+  the ``pytorch-msssim`` package: it refuses images of 160 pixels or less, whatever the number
+  of scales, and the experiments here run at 64-128 pixels; at five scales the two agree (a
+  test compares them).
 * :func:`frechet_distance`: ``‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½)`` between two sets of
   feature vectors: FID's formula. FID proper uses an Inception-v3 network trained on ImageNet;
   with features of another network the number is a Fréchet distance in that network's feature
