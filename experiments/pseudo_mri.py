@@ -32,7 +32,7 @@ contrast than the CT:
    (Dice + cross-entropy, MONAI's ``DiceCELoss``, Adam), the same for all three inputs.
 
 Small enough for a 2-core CPU (``--size small``, the default: 128 x 128 slices, 16-channel
-networks, 800 CycleGAN steps, about 20 min per site with one thread); ``--size full`` is the
+networks, 600 CycleGAN steps, about 15 min per site with one free core); ``--size full`` is the
 source's scale (256 x 256 slices, 64-channel CycleGANs, 40000 steps) for a GPU
 (``--device cuda``). ``--size tiny`` is the test's smoke size.
 
@@ -99,8 +99,8 @@ class Size:
 
 SIZES = {
     "small": Size({"head-neck": (48, 128, 128), "pelvis": (32, 128, 128)}, gan_cases=8,
-                  seg_cases=8, test_cases=8, gan_steps=800, gan_width=16, crop=96, gan_batch=2,
-                  seg_steps=300, seg_width=16, seg_batch=8),
+                  seg_cases=8, test_cases=8, gan_steps=600, gan_width=16, crop=96, gan_batch=2,
+                  seg_steps=250, seg_width=16, seg_batch=8),
     # the source's size: 256 x 256 slices, 64-channel CycleGANs (for a GPU: --device cuda)
     "full": Size({"head-neck": (96, 256, 256), "pelvis": (64, 256, 256)}, gan_cases=20,
                  seg_cases=20, test_cases=20, gan_steps=40000, gan_width=64, crop=256,
