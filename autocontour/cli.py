@@ -645,7 +645,7 @@ def _cmd_dataset_audit(args: argparse.Namespace) -> int:
                            steps_per_epoch=args.steps, batch_size=args.batch,
                            patch_size=tuple(args.patch), channels=tuple(args.channels),
                            seed=args.seed, device=args.device, flag=args.flag,
-                           patches=args.patches, ranking=args.rank, qam=not args.no_qam,
+                           patches=args.patches, ranking=args.rank, qam=args.qam,
                            overwrite=args.overwrite)
     with _Bar("audit", args.quiet) as bar:
         result = audit_dataset(request, progress=bar)
@@ -697,11 +697,11 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_cmd_dataset_export)
     q = dsub.add_parser(
         "audit", help="rank the cases and organs whose contours look wrong (quality control)",
-        description="Train a segmenter with the QAM + OCM on every case of the data set (or "
-        "reuse such a run), then rank the cases, and the organs in them, by distrust: the "
-        "segmenter's disagreement with each contour (default), the QAM's own judgement or "
-        "volume outliers; writes audit.json, cases.csv, organs.csv and an overview image of "
-        "each of the most distrusted cases.")
+        description="Train a segmenter on every case of the data set (or reuse a run), then "
+        "rank the cases, and the organs in them, by distrust: the segmenter's disagreement "
+        "with each contour (default), the QAM's own judgement (--qam) or volume outliers; "
+        "writes audit.json, cases.csv, organs.csv and an overview image of each of the most "
+        "distrusted cases.")
     q.add_argument("dataset", help="data set folder")
     q.add_argument("-o", "--out", required=True, help="folder to write (must not exist)")
     q.add_argument("--run", default=None,
@@ -722,11 +722,12 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--patches", type=_at_least(1), default=8,
                    help="patches the QAM scores per organ and case (default 8)")
     q.add_argument("--rank", default="model", choices=["model", "qam", "volume"],
-                   help="rank by the QAM-trained segmenter's disagreement with the contours "
-                   "(default), by the QAM's own judgement, or by volume outliers; audit.json "
-                   "holds all three")
-    q.add_argument("--no-qam", action="store_true",
-                   help="train the segmenter without the QAM (ranks by model and volume only)")
+                   help="rank by the segmenter's disagreement with the contours (default), by "
+                   "the QAM's own judgement (needs --qam) or by volume outliers; audit.json "
+                   "holds every ranking the run can give")
+    q.add_argument("--qam", action="store_true",
+                   help="train the QAM + OCM beside the segmenter (adds --rank qam; off by "
+                   "default: it found known errors less well, see the README)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     q.add_argument("--threads", type=_at_least(1), default=None,

@@ -1,27 +1,30 @@
 """The dataset audit: which cases, and which organs in them, look wrongly contoured.
 
 Quality control of a clinic's own contours (beyond seed 002, which used the QAM only to train).
-A segmenter is trained with ``sample_weighting: qam`` (the QAM with the OCM) on every case, so
-it learns most from the contours the QAM trusts. Then every organ of every case is measured
-again, deterministically, three ways; each gives a **distrust** (higher: check it first), a
-robust z-score (median, 1.4826 × MAD, with a floor) against the same organ in the other cases,
-since organs differ (a lens is not a bladder):
+A segmenter is trained on every case (optionally with ``sample_weighting: qam``, the QAM with
+the OCM, beside it). Then every organ of every case is measured again, deterministically; each
+measure gives a **distrust** (higher: check it first), a robust z-score (median, 1.4826 × MAD,
+with a floor) against the same organ in the other cases, since organs differ (a lens is not a
+bladder):
 
 * ``model`` (the default ranking): the segmenter's disagreement with the stored contour, −z of
   the Dice between its prediction and the contour;
-* ``qam``: Φ's own judgement, as a counterfactual: the mean gain of the bounded score Γ(Φ(x, y))
-  when, in ``patches`` training-sized patches centred on random voxels of the organ (seeded),
-  the stored contour of that organ is replaced by the segmenter's (z of the gain). The same
-  image is scored twice, so what Φ says about the image itself cancels (Φ's plain score, also
-  recorded as ``qam_score``, ranks by the image as much as by the contour);
+* ``qam`` (runs with the QAM): Φ's own judgement, as a counterfactual: the mean gain of the
+  bounded score Γ(Φ(x, y)) when, in ``patches`` training-sized patches centred on random voxels
+  of the organ (seeded), the stored contour of that organ is replaced by the segmenter's (z of
+  the gain). The same image is scored twice, so what Φ says about the image itself cancels
+  (Φ's plain score, also recorded as ``qam_score``, ranks by the image as much as by the
+  contour);
 * ``volume``: |z| of the organ's volume (the simple baseline: an outlier volume flags dilated,
   eroded or partly missing contours, not shifted or swapped ones).
 
-A **case's** distrust is that of its most distrusted organ. Which ranking is the default was
-decided on a development set of phantoms with known errors (``experiments/
-audit_corrupted_contours.py``, set 0; its README section gives the figures on the other sets):
-there the segmenter's disagreement found the errors best and Φ's plain score did no better than
-chance.
+A **case's** distrust is that of its most distrusted organ. What was decided how, on phantoms
+with known errors (``experiments/audit_corrupted_contours.py``; README, "Auditing a data set's
+contours"): on development set 0 the segmenter's disagreement found the errors best and Φ's
+plain score did no better than chance, so ``model`` became the default and Φ's measure the
+counterfactual gain; on sets 1-3 the segmenter trained *without* the QAM found them better
+than the one trained with it, so the audit trains without it unless asked; sets 4-5, touched by
+no decision, give the reported figures.
 
 Everything here reads the data set's preprocessed cache of the run's recipe, so the patches are
 what the run trained on; volumes are taken from the training cache (as imported, in mL).

@@ -21,7 +21,7 @@ TINY_ARGS = ["--epochs", "1", "--steps", "2", "--batch", "4", "--patch", "1", "3
 @pytest.fixture(scope="module")
 def audited(pelvis_ds: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("audit") / "out"
-    return audit_dataset(AuditRequest(pelvis_ds, out, **TINY))
+    return audit_dataset(AuditRequest(pelvis_ds, out, qam=True, **TINY))
 
 
 def test_the_audit_ranks_every_case_and_writes_its_files(audited, pelvis_ds):
@@ -70,9 +70,8 @@ def test_the_command_prints_the_ranking(audited, pelvis_ds, tmp_path, capsys):
     assert "overviews of the top 2" in printed and (tmp_path / "cli" / "cases.csv").is_file()
 
 
-def test_without_the_qam_it_trains_the_plain_segmenter(pelvis_ds, tmp_path):
-    plain = audit_dataset(AuditRequest(pelvis_ds, tmp_path / "plain", qam=False,
-                                       **{**TINY, "flag": 0}))
+def test_by_default_it_trains_the_segmenter_without_the_qam(pelvis_ds, tmp_path):
+    plain = audit_dataset(AuditRequest(pelvis_ds, tmp_path / "plain", **{**TINY, "flag": 0}))
     summary = json.loads((tmp_path / "plain" / "audit.json").read_text())
     assert summary["qam"] is False and set(summary["rankings"]) == {"model", "volume"}
     assert not (tmp_path / "plain" / "run" / "sample_weights.jsonl").exists()
@@ -117,7 +116,7 @@ def _bad(tmp_path: Path, pelvis_ds: Path, plain_run: Path) -> list[tuple[list[st
         ([ds, "-o", out, "--run", str(tmp_path / "empty")], "no checkpoint there"),
         ([ds, "-o", out, "--run", str(plain_run), "--rank", "qam"],
          "trained without the QAM, so it cannot rank by 'qam'"),
-        ([ds, "-o", out, "--no-qam", "--rank", "qam"], "--rank qam needs the QAM"),
+        ([ds, "-o", out, "--rank", "qam"], "--rank qam needs the QAM: add --qam"),
         ([ds, "-o", out, "--batch", "1"], "--batch: must be at least 2"),
         ([ds, "-o", out, "--patch", "1", "0", "32"], "--patch: must be at least 1"),
         ([ds, "-o", out, "--rank", "size"], "--rank: invalid choice: 'size'"),
