@@ -214,7 +214,76 @@ def _stage(s: Source, stage: str) -> float:
     return float(s.json["runs"][0]["seconds"][stage])
 
 
+T31 = "experiments/results/table31/table.md"
+T31_SETTINGS = {"0 %": ("0 %", "-"), "25 %, 1-8 px": ("25 %", "1-8 px"),
+                "50 %, 1-8 px": ("50 %", "1-8 px"), "75 %, 1-8 px": ("75 %", "1-8 px"),
+                "25 %, 5-13 px": ("25 %", "5-13 px"), "50 %, 5-13 px": ("50 %", "5-13 px"),
+                "75 %, 5-13 px": ("75 %", "5-13 px")}
+T31_METHODS = ("baseline", "qam", "qam+ocm")
+
+
+def _t31(table: Source) -> dict[tuple[str, str, str], list[str]]:
+    """(noise, level, method) -> the cells of table.md's main table row (13 columns)."""
+    out = {}
+    for line in table.text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 13 and cells[2] in T31_METHODS:
+            out[(cells[0], cells[1], cells[2])] = cells
+    return out
+
+
+def _t31_row(noise: str, level: str) -> Callable[[Source], list[float]]:
+    """README row: mean ± sd of the three methods, then the source's three means."""
+    def numbers(table: Source) -> list[float]:
+        rows = _t31(table)
+        ours = [float(v) for m in T31_METHODS
+                for v in rows[(noise, level, m)][6].split(" ± ")]
+        return ours + [float(rows[(noise, level, m)][12]) for m in T31_METHODS]
+    return numbers
+
+
+def _t31_cell(column: int, noise: str, level: str, method: str, part: int = 0) -> float:
+    cell = _t31(Source(T31))[(noise, level, method)][column]
+    return float(re.split(r" ± | / ", cell)[part])
+
+
+def _t31_high_noise(column: int, part: int, methods: Sequence[str] = ("qam", "qam+ocm")
+                    ) -> list[float]:
+    return [_t31_cell(column, n, lv, m, part) for n in ("50 %", "75 %")
+            for lv in ("1-8 px", "5-13 px") for m in methods]
+
+
 CLAIMS = [
+    *[Claim(f"| {label} | {{}} ± {{}} | {{}} ± {{}} | {{}} ± {{}} | {{}} / {{}} / {{}} |", T31,
+            _t31_row(*setting)) for label, setting in T31_SETTINGS.items()],
+    Claim("Run on 2 CPU cores ({} min:", T31, lambda s: s.find(r"this call ([\d.]+) min")),
+    Claim("QAM+OCM beats the baseline by\n  +{} ± {} (1-8 px) and +{} ± {} (5-13 px)", T31,
+          lambda s: [_t31_cell(7, "25 %", lv, "qam+ocm", k) for lv in ("1-8 px", "5-13 px")
+                     for k in (0, 1)]),
+    Claim("the clean cases get a\n  mean normalised weight of {} and {}, the noisy ones {} and {}",
+          T31, lambda s: [*(_t31_cell(8, "25 %", lv, "qam+ocm", 0) for lv in ("1-8 px", "5-13 px")),
+                          *(_t31_cell(8, "25 %", lv, "qam+ocm", 1)
+                            for lv in ("1-8 px", "5-13 px"))]),
+    Claim("(QAM+OCM −{} to\n  −{} mean Dice, except +{} at 50 % 1-8 px)", T31,
+          lambda s: [-max(v := [_t31_cell(7, n, lv, "qam+ocm") for n, lv in
+                               [("75 %", "1-8 px"), ("50 %", "5-13 px"), ("75 %", "5-13 px")]]),
+                     -min(v), _t31_cell(7, "50 %", "1-8 px", "qam+ocm")]),
+    Claim("*eroded* noisy cases (mean weight {}-{}) and turns the clean ones down ({}-{}; only\n"
+          "  QAM+OCM at 50 % 1-8 px keeps them at {}", T31,
+          lambda s: [min(e := _t31_high_noise(8, 3)), max(e),
+                     min(c := [v for v in _t31_high_noise(8, 0)
+                               if v != _t31_cell(8, "50 %", "1-8 px", "qam+ocm", 0)]), max(c),
+                     _t31_cell(8, "50 %", "1-8 px", "qam+ocm", 0)]),
+    Claim("much stronger under noise than the source's** ({}-{} against\n  {}-{})", T31,
+          lambda s: [min(b := [_t31_cell(6, n, lv, "baseline") for n in ("25 %", "50 %", "75 %")
+                               for lv in ("1-8 px", "5-13 px")]), max(b),
+                     min(src := [_t31_cell(12, n, lv, "baseline")
+                                 for n in ("25 %", "50 %", "75 %") for lv in ("1-8 px", "5-13 px")]),
+                     max(src)]),
+    Claim("our baseline is below the source's ({} against {}:", T31,
+          lambda s: [_t31_cell(6, "0 %", "-", "baseline"), _t31_cell(12, "0 %", "-", "baseline")]),
+    Claim("and QAM alone costs\n  {} there", T31,
+          lambda s: [-_t31_cell(7, "0 %", "-", "qam")]),
     Claim("160-slice CT takes {} s as a cold process and {} s in process (targets {} s and {} s: "
           "both\nmissed), with a mean Dice of {}", PREDICT_31,
           lambda s: [s.json["runs"][0]["cold_cli_s"], s.json["runs"][0]["warm_job_s"],
