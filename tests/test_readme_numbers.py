@@ -253,7 +253,65 @@ def _t31_high_noise(column: int, part: int, methods: Sequence[str] = ("qam", "qa
             for lv in ("1-8 px", "5-13 px") for m in methods]
 
 
+AUDIT = "experiments/results/audit/table.md"
+AUDIT_DEV = "experiments/results/audit_dev/summary.json"
+AUDIT_DEV123 = "experiments/results/audit_dev_sets123/summary.json"
+AUDIT_ROWS = {"segmenter disagreement, trained without the QAM (the audit's default)":
+              "segmenter, trained without the QAM (default)",
+              "segmenter disagreement, trained with the QAM": "segmenter, trained with the QAM",
+              "QAM gain when the contour is replaced": "QAM gain (`--qam --rank qam`)",
+              "QAM plain score": "QAM plain score",
+              "volume outliers (baseline)": "volume outliers (`--rank volume`)"}
+
+
+def _audit_row(name: str) -> Callable[[Source], list[float]]:
+    """README row: cases P@10, R@10, AP, then contours AP (each mean ± sd)."""
+    def numbers(table: Source) -> list[float]:
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+                for line in table.text.splitlines() if line.startswith(f"| {name} |")]
+        cases, contours = rows[0], rows[1]  # the cases table comes first
+        cells = [cases[3], cases[4], cases[7], contours[5]]
+        return [float(v) for cell in cells for v in cell.split(" ± ")]
+    return numbers
+
+
+def _audit_ap(summary: Source, ranking: str, sets: Sequence[str]) -> list[float]:
+    return [summary.json["sets"][k]["rankings"][ranking]["case_ap"] for k in sets]
+
+
+PSEUDO_MRI = "experiments/results/pseudo_mri/tables.md"
+PSEUDO_MRI_ROWS = {("head-neck", "original CycleGAN"): ("head-neck", "original"),
+                   ("head-neck", "improved (a+b+c)"): ("head-neck", "improved"),
+                   ("head-neck", "reference: CT as MR"): ("head-neck", "reference: CT as MR"),
+                   ("pelvis", "original CycleGAN"): ("pelvis", "original"),
+                   ("pelvis", "improved (a+b+c)"): ("pelvis", "improved"),
+                   ("pelvis", "reference: CT as MR"): ("pelvis", "reference: CT as MR")}
+
+
+def _pseudo_mri_quality(site: str, variant: str) -> Callable[[Source], list[float]]:
+    """README row (MAE, PSNR, SSIM means) from tables.md's quality row of site and variant."""
+    def numbers(table: Source) -> list[float]:
+        for line in table.text.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 5 and cells[:2] == [site, variant]:
+                return [float(c.split(" ± ")[0]) for c in cells[2:]]
+        raise AssertionError(f"no quality row {site} {variant}")
+    return numbers
+
+
 CLAIMS = [
+    *[Claim(f"| {site} | {label} | {{}} | {{}} | {{}} |", PSEUDO_MRI, _pseudo_mri_quality(*row))
+      for (site, label), row in PSEUDO_MRI_ROWS.items()],
+    *[Claim(f"| {label} | {{}} ± {{}} | {{}} ± {{}} | {{}} ± {{}} | {{}} ± {{}} |", AUDIT,
+            _audit_row(name)) for name, label in AUDIT_ROWS.items()],
+    Claim("no\n  better than chance (AP {}), below the volume baseline ({}), while the\n"
+          "  disagreement of the QAM-trained segmenter found nearly all of them ({})", AUDIT_DEV,
+          lambda s: _audit_ap(s, "qam_plain", "0") + _audit_ap(s, "volume", "0")
+          + _audit_ap(s, "model", "0")),
+    Claim("and Φ's measure the counterfactual gain\n  ({})", AUDIT_DEV,
+          lambda s: _audit_ap(s, "qam", "0")),
+    Claim("in every set (AP {}/{}/{} against {}/{}/{})", AUDIT_DEV123,
+          lambda s: _audit_ap(s, "model_no_qam", "123") + _audit_ap(s, "model", "123")),
     *[Claim(f"| {label} | {{}} ± {{}} | {{}} ± {{}} | {{}} ± {{}} | {{}} / {{}} / {{}} |", T31,
             _t31_row(*setting)) for label, setting in T31_SETTINGS.items()],
     Claim("Run on 2 CPU cores ({} min:", T31, lambda s: s.find(r"this call ([\d.]+) min")),
