@@ -300,6 +300,13 @@ def _pseudo_mri_quality(site: str, variant: str) -> Callable[[Source], list[floa
 
 
 CLAIMS = [
+    Claim("+{} %\nin 2-D (batch 8 of 128x128 slices, {} s plain against {} s with the QAM",
+          "benchmarks/results/bench_qam.txt",
+          lambda s: [*s.find(r"overhead of the QAM per step: \+([\d.]+) %"),
+                     *s.find(r"\| plain \| [\d,]+ \| ([\d.]+) \|"),
+                     *s.find(r"\| qam \| [\d,]+ \| ([\d.]+) \|")]),
+    Claim("and +{} % in 3-D (batch 2 of 16x64x64 patches)", "benchmarks/results/bench_qam.txt",
+          lambda s: s.find(r"overhead of the QAM per step: \+([\d.]+) %", 1)),
     *[Claim(f"| {site} | {label} | {{}} | {{}} | {{}} |", PSEUDO_MRI, _pseudo_mri_quality(*row))
       for (site, label), row in PSEUDO_MRI_ROWS.items()],
     *[Claim(f"| {label} | {{}} ± {{}} | {{}} ± {{}} | {{}} ± {{}} | {{}} ± {{}} |", AUDIT,
