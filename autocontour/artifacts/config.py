@@ -43,6 +43,31 @@ def check_option(what: str, value: Any, choices: tuple[str, ...]) -> str:
     return look_up_option(what, value, choices, normalise=lambda s: s.strip().lower())
 
 
+def config_from_yaml(cls: Any, path: str | Path) -> Any:
+    """``cls.from_dict`` of a YAML (or JSON) file; every message names the file.
+
+    The one reader of the project's config files (training, pseudo-MRI, synthesis).
+
+    Raises:
+        InvalidInputError: the file is missing, unreadable or not YAML, or holds a bad option.
+        UnknownOptionError: an unknown option (with the closest one).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the config ({exc.strerror})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidInputError(f"{path}: not valid YAML or JSON ({first})") from None
+    try:
+        return cls.from_dict(data if data is not None else {})
+    except UnknownOptionError as exc:
+        raise UnknownOptionError(f"{path}: {exc}") from None
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}: {exc}") from None
+
+
 def _number(what: str, value: Any, kind: type, low: float | None = None,
             high: float | None = None, low_open: bool = False) -> int | float:
     """``value`` as ``kind`` (int or float) inside [low, high] (or (low, high] when low_open)."""
@@ -398,19 +423,7 @@ class TrainConfig:
                 names the file).
             UnknownOptionError: an unknown option (with the closest one), naming the file.
         """
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot read the config ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise InvalidInputError(f"{path}: not valid YAML ({exc})") from None
-        try:
-            return cls.from_dict(data if data is not None else {})
-        except UnknownOptionError as exc:
-            raise UnknownOptionError(f"{path}: {exc}") from None
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"{path}: {exc}") from None
+        return config_from_yaml(cls, path)
 
     def to_yaml(self, path: str | Path) -> Path:
         """Write the config as YAML (readable by :meth:`from_yaml`)."""

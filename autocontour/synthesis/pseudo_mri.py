@@ -45,7 +45,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -74,6 +73,7 @@ from autocontour.models.cyclegan import (
     gan_network_from_spec,
     gan_network_spec,
 )
+from autocontour.synthesis._files import read_versioned
 
 #: The ``format`` of a pseudo-MRI checkpoint or model file.
 FORMAT = "autocontour-pseudo-mri"
@@ -239,22 +239,9 @@ class PseudoMRIConfig:
             InvalidInputError: unreadable, not YAML, a bad value.
             UnknownOptionError: an unknown option.
         """
-        import yaml
+        from autocontour.artifacts.config import config_from_yaml
 
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot read the config ({exc.strerror})") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InvalidInputError(f"{path}: not valid YAML or JSON ({first})") from None
-        try:
-            return cls.from_dict(data if data is not None else {})
-        except UnknownOptionError as exc:
-            raise UnknownOptionError(f"{path}: {exc}") from None
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"{path}: {exc}") from None
+        return config_from_yaml(cls, path)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values; ``from_dict(to_dict())`` gives an equal config."""
@@ -552,10 +539,6 @@ def _save(path: Path, payload: Mapping[str, Any]) -> Path:
     return path
 
 
-_OTHER_KINDS = {"autocontour-checkpoint": "a segmentation training checkpoint",
-                "autocontour-model": "a segmentation model file"}
-
-
 def read_pseudo_mri_file(path: str | Path, map_location: str | torch.device = "cpu"
                          ) -> dict[str, Any]:
     """Read a pseudo-MRI checkpoint or model file (``weights_only``: never runs code from it).
@@ -564,24 +547,7 @@ def read_pseudo_mri_file(path: str | Path, map_location: str | torch.device = "c
         InvalidInputError: missing, unreadable, not a pseudo-MRI file (saying what it is when it
             is another autocontour file), or a version this autocontour cannot read.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: no pseudo-MRI model here")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
-            AttributeError, IndexError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidInputError(f"{path}: not a readable pseudo-MRI model ({first[:120]})"
-                                ) from None
-    kind = data.get("format") if isinstance(data, dict) else None
-    if kind != FORMAT:
-        what = f" (it is {_OTHER_KINDS[kind]})" if kind in _OTHER_KINDS else ""
-        raise InvalidInputError(f"{path}: not a pseudo-MRI model{what}")
-    if data.get("version") != VERSION:
-        raise InvalidInputError(f"{path}: pseudo-MRI file version {data.get('version')!r}; "
-                                f"this autocontour reads version {VERSION}")
-    return data
+    return read_versioned(path, FORMAT, VERSION, "pseudo-MRI model", map_location)
 
 
 @dataclass

@@ -115,7 +115,7 @@ def test_cancelled_training_resumes(trained: Path, tmp_path: Path,
 BAD = [
     ("synthesize --model {d}/missing.pt --count 3 -o {d}/s", "missing.pt: no such synthesis model"),
     ("synthesize --model {d}/notes.txt --count 3 -o {d}/s",
-     "notes.txt: not a synthesis model (not a PyTorch file)"),
+     "notes.txt: not a readable synthesis model (not a PyTorch file)"),
     ("synthesize --model {d}/folder --count 3 -o {d}/s", "folder: is a folder, not a synthesis"),
     ("synthesize --model {d}/other.pt --count 3 -o {d}/s",
      "other.pt: not a synthesis model (it is a pseudo-MRI model)"),

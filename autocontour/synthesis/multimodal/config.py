@@ -278,22 +278,9 @@ class SynthesisConfig:
             InvalidInputError: unreadable, not YAML, a bad value.
             UnknownOptionError: an unknown option.
         """
-        import yaml
+        from autocontour.artifacts.config import config_from_yaml
 
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot read the config ({exc.strerror})") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InvalidInputError(f"{path}: not valid YAML or JSON ({first})") from None
-        try:
-            return cls.from_dict(data if data is not None else {})
-        except UnknownOptionError as exc:
-            raise UnknownOptionError(f"{path}: {exc}") from None
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"{path}: {exc}") from None
+        return config_from_yaml(cls, path)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values; ``from_dict(to_dict())`` gives an equal config."""

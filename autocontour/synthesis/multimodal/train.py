@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -64,6 +63,7 @@ from autocontour.models.synthesis import (
     reparameterise,
     synthesis_network,
 )
+from autocontour.synthesis._files import read_versioned
 from autocontour.synthesis.multimodal import losses as L
 from autocontour.synthesis.multimodal.config import (
     RESUMABLE_CHANGES,
@@ -504,11 +504,6 @@ def _save(path: Path, payload: Mapping[str, Any]) -> Path:
     return path
 
 
-_OTHER_KINDS = {"autocontour-checkpoint": "a segmentation training checkpoint",
-                "autocontour-model": "a segmentation model file",
-                "autocontour-pseudo-mri": "a pseudo-MRI model"}
-
-
 def read_synthesis_file(path: str | Path) -> dict[str, Any]:
     """Read a synthesis checkpoint or model file (``weights_only``: never runs code from it).
 
@@ -516,31 +511,7 @@ def read_synthesis_file(path: str | Path) -> dict[str, Any]:
         InvalidInputError: missing, unreadable, not a synthesis file (saying what it is when it
             is another autocontour file), a version this autocontour cannot read.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: no synthesis model here")
-    try:
-        with path.open("rb") as f:
-            magic = f.read(4)
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot be read ({exc.strerror})") from None
-    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
-        raise InvalidInputError(f"{path}: not a synthesis model (not a PyTorch file)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
-            AttributeError, IndexError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidInputError(f"{path}: not a readable synthesis model ({first[:120]})"
-                                ) from None
-    kind = data.get("format") if isinstance(data, dict) else None
-    if kind != FORMAT:
-        what = f" (it is {_OTHER_KINDS[kind]})" if kind in _OTHER_KINDS else ""
-        raise InvalidInputError(f"{path}: not a synthesis model{what}")
-    if data.get("version") != VERSION:
-        raise InvalidInputError(f"{path}: synthesis file version {data.get('version')!r}; this "
-                                f"autocontour reads version {VERSION}")
-    return data
+    return read_versioned(path, FORMAT, VERSION, "synthesis model")
 
 
 # --- training -------------------------------------------------------------------------------
