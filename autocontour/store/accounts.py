@@ -11,6 +11,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from autocontour.errors import InvalidInputError
@@ -119,14 +120,30 @@ def add_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
     return record, token
 
 
+#: How often a token's last use is written: a minute is precise enough to show, and a read
+#: request then seldom writes.
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
 def token_user(session: Session, token: str) -> User | None:
-    """The user of a bearer token, or None (its last use is noted)."""
+    """The user of a bearer token, or None.
+
+    Its last use is noted at most once a :data:`LAST_USED_EVERY`, and only when the database
+    takes the write: a writer that holds SQLite's lock (a worker frozen in the middle of a
+    transaction) must not turn a read request into an error, so the note then waits for the
+    next request.
+    """
     record = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
     if record is None:
         return None
-    record.last_used = now()
-    session.commit()
-    return session.get(User, record.user_id)
+    user_id = record.user_id
+    if record.last_used is None or now() - record.last_used >= LAST_USED_EVERY:
+        record.last_used = now()
+        try:
+            session.commit()
+        except OperationalError:  # the database is busy: the note can wait
+            session.rollback()
+    return session.get(User, user_id)
 
 
 def token_known(session: Session, token: str) -> bool:

@@ -162,3 +162,21 @@ def test_an_expired_login_logs_nobody_in(world) -> None:
         session.execute(update(LoginSession).values(expires=now() - timedelta(seconds=1)))
         session.commit()
         assert login_of(session, cookie) is None
+
+
+def test_a_tokens_last_use_is_written_at_most_once_a_minute(world) -> None:
+    """A read request seldom writes (a worker frozen holding SQLite's lock must not turn every
+    authenticated GET into a wait; tests/service/test_faults.py freezes one)."""
+    store, alice, _, _ = world
+    with store.session() as session:
+        record, token = add_token(session, alice, "script")
+        assert token_user(session, token).id == alice.id
+        first = session.get(ApiToken, record.id).last_used
+        assert first is not None
+        assert token_user(session, token).id == alice.id
+        assert session.get(ApiToken, record.id).last_used == first  # a second later: not again
+        session.execute(update(ApiToken).where(ApiToken.id == record.id)
+                        .values(last_used=first - timedelta(minutes=2)))
+        session.commit()
+        token_user(session, token)
+        assert session.get(ApiToken, record.id).last_used > first - timedelta(minutes=2)
