@@ -58,3 +58,37 @@ def read_versioned(path: str | Path, fmt: str, version: int, what: str,
         raise InvalidInputError(f"{path}: {what} file version {data.get('version')!r}; this "
                                 f"autocontour reads version {version}")
     return dict(data)
+
+
+def resume_state(out: Path, checkpoint: str, resume: bool, what: str, read: Any,
+                 config: dict[str, Any], resumable: Any) -> dict[str, Any] | None:
+    """The saved state a training run in ``out`` resumes from (None for a new run).
+
+    Args:
+        checkpoint: the checkpoint's file name in ``out``.
+        what: how messages name the run (e.g. "pseudo-MRI").
+        read: the reader of the checkpoint file (``path -> dict``).
+        config: the run's config as a dict, compared with the checkpoint's ``config``.
+        resumable: option names that may differ on resume.
+
+    Raises:
+        OutputExistsError: ``out`` holds a checkpoint and ``resume`` is False.
+        InvalidInputError: nothing to resume, or a config that differs from the checkpoint's
+            in anything but ``resumable``.
+    """
+    from autocontour.errors import OutputExistsError
+
+    path = Path(out) / checkpoint
+    if path.exists() and not resume:
+        raise OutputExistsError(f"{out}: already holds a {what} checkpoint; pass --resume "
+                                "to continue it, or choose another 'out'")
+    if not resume:
+        return None
+    if not path.exists():
+        raise InvalidInputError(f"{out}: no {checkpoint} to resume")
+    saved = read(path)
+    differ = sorted(k for k in config if k not in resumable and saved["config"].get(k) != config[k])
+    if differ:
+        raise InvalidInputError(f"{path}: cannot resume: the config differs from the "
+                                f"checkpoint's in {', '.join(differ)}")
+    return saved

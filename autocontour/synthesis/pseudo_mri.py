@@ -59,7 +59,6 @@ from torch import nn
 from autocontour import __version__
 from autocontour.errors import (
     InvalidInputError,
-    OutputExistsError,
     UnknownOptionError,
     did_you_mean,
     look_up_option,
@@ -73,7 +72,7 @@ from autocontour.models.cyclegan import (
     gan_network_from_spec,
     gan_network_spec,
 )
-from autocontour.synthesis._files import read_versioned
+from autocontour.synthesis._files import read_versioned, resume_state
 
 #: The ``format`` of a pseudo-MRI checkpoint or model file.
 FORMAT = "autocontour-pseudo-mri"
@@ -674,15 +673,6 @@ def _sample_grid(nets: Mapping[str, nn.Module], ct_slices: np.ndarray, path: Pat
     return path
 
 
-def _same_run(saved: Mapping[str, Any], config: PseudoMRIConfig, where: Path) -> None:
-    """Refuse to resume with a config that differs in anything but :data:`RESUMABLE_CHANGES`."""
-    now = config.to_dict()
-    differ = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
-    if differ:
-        raise InvalidInputError(f"{where}: cannot resume: the config differs from the "
-                                f"checkpoint's in {', '.join(differ)}")
-
-
 def train_cyclegan(config: PseudoMRIConfig, resume: bool = False,
                    on_step: Callable[[int, dict[str, float]], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> TrainOutcome:
@@ -709,15 +699,8 @@ def train_cyclegan(config: PseudoMRIConfig, resume: bool = False,
     started = time.perf_counter()
     out = Path(config.out)
     ckpt_path = out / CHECKPOINT_NAME
-    if ckpt_path.exists() and not resume:
-        raise OutputExistsError(f"{out}: already holds a pseudo-MRI checkpoint; pass --resume "
-                                "to continue it, or choose another 'out'")
-    saved = None
-    if resume:
-        if not ckpt_path.exists():
-            raise InvalidInputError(f"{out}: no {CHECKPOINT_NAME} to resume")
-        saved = read_pseudo_mri_file(ckpt_path)
-        _same_run(saved["config"], config, ckpt_path)
+    saved = resume_state(out, CHECKPOINT_NAME, resume, "pseudo-MRI", read_pseudo_mri_file, config.to_dict(),
+                         RESUMABLE_CHANGES)
     device = resolve_device(config.device)
     ct_paths, mr_paths = _training_images(config)
     cts = _load_images(ct_paths, "CT")

@@ -53,7 +53,7 @@ from torch import nn
 
 from autocontour import __version__
 from autocontour.data.multimodal import load_multimodal_folder
-from autocontour.errors import InvalidInputError, OutputExistsError
+from autocontour.errors import InvalidInputError
 from autocontour.models.synthesis import (
     ACGANDiscriminator,
     StructureDecoder,
@@ -63,7 +63,7 @@ from autocontour.models.synthesis import (
     reparameterise,
     synthesis_network,
 )
-from autocontour.synthesis._files import read_versioned
+from autocontour.synthesis._files import read_versioned, resume_state
 from autocontour.synthesis.multimodal import losses as L
 from autocontour.synthesis.multimodal.config import (
     RESUMABLE_CHANGES,
@@ -554,14 +554,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _same_run(saved: Mapping[str, Any], config: SynthesisConfig, where: Path) -> None:
-    now = config.to_dict()
-    differ = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
-    if differ:
-        raise InvalidInputError(f"{where}: cannot resume: the config differs from the "
-                                f"checkpoint's in {', '.join(differ)}")
-
-
 def _draw_lesions(bank: np.ndarray, organs: np.ndarray | None, rng: np.random.Generator,
                   tries: int) -> tuple[np.ndarray, int]:
     """One label per sample from the real ones: inside ``organs[b]`` (``mask_filter``) or
@@ -651,15 +643,8 @@ def train_synthesis(config: SynthesisConfig, resume: bool = False,
     started = time.perf_counter()
     out = Path(config.out)
     ckpt_path = out / CHECKPOINT_NAME
-    if ckpt_path.exists() and not resume:
-        raise OutputExistsError(f"{out}: already holds a synthesis checkpoint; pass --resume "
-                                "to continue it, or choose another 'out'")
-    saved = None
-    if resume:
-        if not ckpt_path.exists():
-            raise InvalidInputError(f"{out}: no {CHECKPOINT_NAME} to resume")
-        saved = read_synthesis_file(ckpt_path)
-        _same_run(saved["config"], config, ckpt_path)
+    saved = resume_state(out, CHECKPOINT_NAME, resume, "synthesis", read_synthesis_file, config.to_dict(),
+                         RESUMABLE_CHANGES)
     device = resolve_device(config.device)
     data = load_training_data(config)
     bank = data.lesion_bank()
