@@ -189,10 +189,11 @@ def _train(request: AuditRequest, run_out: Path, reporter: Reporter) -> Path:
 
 def _score_and_write(request: AuditRequest, folder: Any, checkpoint: Path, tmp: Path,
                      reporter: Reporter) -> AuditResult:
+    from autocontour.inference.pipeline import resolve_device
     from autocontour.training import audit
     from autocontour.training.data import preprocess
 
-    run = audit.load_audited_run(checkpoint, _device(request.device))
+    run = audit.load_audited_run(checkpoint, resolve_device(request.device))
     if request.ranking not in run.rankings:
         raise InvalidInputError(f"{checkpoint}: trained without the QAM, so it cannot rank by "
                                 f"{request.ranking!r}; choose --rank model or volume")
@@ -278,11 +279,3 @@ def _window(array: Any) -> tuple[float, float]:
 
     lo, hi = (float(v) for v in np.percentile(array, (1, 99)))
     return ((lo + hi) / 2, max(hi - lo, 1e-6))
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autocontour.errors import JobCancelled
+from autocontour.inference.pipeline import resolve_device
 from autocontour.io.dicom_write import write_dicom_series
 from autocontour.io.formats import read_volume, write_volume
 from autocontour.io.volume import DicomSeriesRef, Volume
@@ -33,7 +34,6 @@ from autocontour.synthesis.pseudo_mri import (
     check_is_ct,
     ct_to_pseudo_mri,
     load_pseudo_mri_model,
-    resolve_device,
 )
 
 NIFTI_NAME = "pseudo_mri.nii.gz"

@@ -149,6 +149,7 @@ def synthesize(request: SynthesizeRequest, progress: ProgressCallback | None = N
         raise InvalidInputError(f"the number of tuples must be at least 1, got {request.count!r}")
     out = check_output_folder(request.out, request.overwrite)
     check_file(request.model, "synthesis model")
+    from autocontour.inference.pipeline import resolve_device
     from autocontour.io import write_volume
     from autocontour.io.volume import Geometry, Volume
     from autocontour.paths import atomic_folder
@@ -158,7 +159,6 @@ def synthesize(request: SynthesizeRequest, progress: ProgressCallback | None = N
         save_png,
         tuple_strip,
     )
-    from autocontour.synthesis.multimodal.train import resolve_device
 
     reporter = Reporter(["model", "generate"], progress, cancel,
                         job=f"synthesis of {request.count} tuple(s)")

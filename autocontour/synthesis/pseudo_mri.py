@@ -63,6 +63,7 @@ from autocontour.errors import (
     did_you_mean,
     look_up_option,
 )
+from autocontour.inference.pipeline import resolve_device
 from autocontour.io.formats import read_volume
 from autocontour.io.volume import Volume
 from autocontour.models.cyclegan import (
@@ -630,14 +631,6 @@ class TrainOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
     stopped: str = "finished"  # or "cancelled"
     seconds: float = 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError("device 'cuda' was asked for but PyTorch sees no CUDA GPU")
-    return torch.device(name)
 
 
 def _load_images(paths: Sequence[Path], what: str) -> list[np.ndarray]:

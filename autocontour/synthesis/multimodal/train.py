@@ -54,6 +54,7 @@ from torch import nn
 from autocontour import __version__
 from autocontour.data.multimodal import load_multimodal_folder
 from autocontour.errors import InvalidInputError
+from autocontour.inference.pipeline import resolve_device
 from autocontour.models.synthesis import (
     ACGANDiscriminator,
     StructureDecoder,
@@ -539,19 +540,6 @@ class SynthesisOutcome:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = "finished"
     seconds: float = 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when PyTorch sees one, else CPU.
-
-    Raises:
-        InvalidInputError: "cuda" asked for and none is there.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError("device 'cuda' was asked for but PyTorch sees no CUDA GPU")
-    return torch.device(name)
 
 
 def _draw_lesions(bank: np.ndarray, organs: np.ndarray | None, rng: np.random.Generator,
