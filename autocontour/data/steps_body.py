@@ -86,7 +86,7 @@ class CropBody(Step):
         """
         g = image.geometry
         spacing = np.asarray(g.spacing[::-1])  # (z, y, x)
-        stride = np.maximum(1, np.floor(COARSE_MM / spacing)).astype(int)
+        stride = coarse_stride(spacing)
         coarse_spacing = spacing * stride
         dense = image.array[::stride[0], ::stride[1], ::stride[2]] > self.threshold_hu
         if not dense.any():
@@ -113,6 +113,16 @@ class CropBody(Step):
                              start)
             stop = np.where(after >= 0, np.maximum(np.minimum(stop, after * stride), hi + 1), stop)
         return tuple(int(v) for v in start), tuple(int(v) for v in stop)
+
+
+def coarse_stride(spacing: np.ndarray) -> np.ndarray:
+    """Every how many voxels (per axis) the body is looked for: the nearest whole number to
+    ``COARSE_MM`` / spacing, at least 1 (0.5 mm -> 4, 1 mm -> 2, 2 mm and coarser -> 1).
+
+    Rounding, not flooring: a 1.016 mm grid (the head-and-neck model's 1 mm member) found the
+    body on every voxel, 4.5 times slower, for a box no better at its 10 mm margin.
+    """
+    return np.maximum(1, np.round(COARSE_MM / np.asarray(spacing, float))).astype(int)
 
 
 def _ellipsoid(radius_mm: float, spacing: np.ndarray) -> np.ndarray:

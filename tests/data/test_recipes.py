@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 
 from autocontour.data.recipes import FINGERPRINT_RECIPES, RECIPES, Recipe, get_recipe
 from autocontour.data.steps import AppliedRecord, SourceInfo, StepRecord
-from autocontour.data.steps_body import CropBody
+from autocontour.data.steps_body import CropBody, coarse_stride
 from autocontour.data.steps_grid import CropToLabels, Resample, resampled_geometry
 from autocontour.data.steps_intensity import ClipIntensity, NormalizeMR, ScaleToUnit, ZScore
 from autocontour.errors import GeometryMismatchError, InvalidInputError, UnknownOptionError
@@ -386,6 +386,25 @@ def test_body_crop_leaves_out_a_separate_arm(hn_case):
     arms[:8, 18:30, 1:5] = 40  # an arm beside the head, apart from it
     start, _ = CropBody().box(hn_case.ct.with_array(arms))
     assert start[2] >= 5
+
+
+@pytest.mark.parametrize(("spacing", "stride"), [(0.5, 4), (0.51, 4), (1.0, 2), (1.016, 2),
+                                                 (1.3, 2), (1.4, 1), (2.03, 1), (3.0, 1)])
+def test_body_is_looked_for_about_every_2_mm(spacing, stride):
+    assert coarse_stride(np.array([spacing])).tolist() == [stride]
+
+
+def test_body_crop_box_is_the_same_body_on_a_finer_grid():
+    coarse = head_neck_case(seed=4, shape=(16, 128, 128))  # 2.03 mm: every voxel
+    fine = head_neck_case(seed=4, shape=(16, 256, 256))  # same anatomy at 1.02 mm: every 2nd
+    boxes = []
+    for case in (coarse, fine):
+        start, stop = CropBody().box(case.ct)
+        g = case.ct.geometry
+        corners = np.array([start[::-1], np.array(stop[::-1]) - 1], float)
+        boxes.append(g.index_to_physical(corners))
+    step = coarse.ct.geometry.spacing[0]
+    assert boxes[1] == pytest.approx(boxes[0], abs=1.5 * step)
 
 
 def test_body_crop_needs_a_body_above_the_threshold(hn_case):
