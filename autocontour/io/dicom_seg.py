@@ -8,7 +8,6 @@ series the labels were drawn on.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import highdicom as hd
@@ -60,7 +59,13 @@ def _source_images(geometry: Geometry, ref: DicomSeriesRef) -> list[Dataset]:
                                 "describe its slices; read it with read_dicom_series")
     slices = []
     for k, uid in enumerate(ref.sop_instance_uids):
-        ds = copy.deepcopy(header)
+        # a shallow copy sharing the header's elements (highdicom only reads them; a deep copy
+        # per slice took 0.4 s for 160 slices); the three elements set here are new ones
+        ds = Dataset()
+        ds.update(header)
+        for keyword in ("SOPInstanceUID", "InstanceNumber", "ImagePositionPatient"):
+            if keyword in ds:
+                delattr(ds, keyword)
         ds.SOPInstanceUID = uid
         ds.InstanceNumber = k + 1
         ds.ImagePositionPatient = format_ds(geometry.slice_origin(k))

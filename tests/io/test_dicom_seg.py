@@ -66,3 +66,18 @@ def test_refusals(tmp_path):
     other = write_ct(hard_case()[0], tmp_path / "other")
     with pytest.raises(GeometryMismatchError, match="Frame of Reference"):
         read_dicom_seg(out, other)
+
+
+def test_writing_leaves_the_read_series_header_alone(tmp_path):
+    """The per-slice datasets share the header's elements: the header must not change."""
+    ct, labels = hard_case()
+    ct = write_ct(ct, tmp_path / "ct")
+    header = ct.dicom.header
+    before = {k: str(header[k].value) for k in ("SOPInstanceUID", "InstanceNumber",
+                                                "ImagePositionPatient") if k in header}
+    seg = pydicom.dcmread(write_dicom_seg(labels, ct, tmp_path / "seg.dcm"))
+    assert {k: str(header[k].value) for k in before} == before
+    referenced = {i.ReferencedSOPInstanceUID for s in seg.ReferencedSeriesSequence
+                  for i in s.ReferencedInstanceSequence}
+    assert referenced == set(ct.dicom.sop_instance_uids)
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct).array, labels.array)
