@@ -162,7 +162,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     request = PredictRequest(args.input, args.output, model=args.model, device=args.device,
                              tta=args.tta, organs=organs, series=args.series,
                              overwrite=args.overwrite, force=args.force,
-                             threads=args.threads or default_threads())
+                             threads=args.threads or default_threads(),
+                             precision=args.precision)
     with _Bar("contour", args.quiet) as bar:
         result = predict(request, progress=bar)
     report, out = result.report, Path(args.output)
@@ -763,6 +764,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "in report.json and the RTSTRUCT's series description")
     p.add_argument("--threads", type=int, default=None,
                    help="PyTorch CPU threads (default: the CPUs this process may use)")
+    p.add_argument("--precision", choices=["auto", "fp32"], default="auto",
+                   help="auto (default): the networks in the reduced precision the device "
+                        "computes natively (float16 on CUDA, bfloat16 on a CPU with AVX512-BF16 "
+                        "or AMX, else float32); fp32: float32 everywhere")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 

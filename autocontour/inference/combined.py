@@ -241,7 +241,7 @@ StageHook = Callable[[str], None]
 def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequence[str],
                            tta: bool = False, device: torch.device | str = "cpu",
                            on_stage: StageHook | None = None, grid: Geometry | None = None,
-                           canonical: Volume | None = None) -> Combined:
+                           canonical: Volume | None = None, amp: bool = False) -> Combined:
     """Probabilities of every class on the model grid, each organ from its member.
 
     Args:
@@ -289,7 +289,8 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
 
     def run_whole(name: str, fill: Sequence[str]) -> None:
         member = model.members[name]
-        p = SlidingWindowInferer(member.patch_size).probabilities(member.net, x, tta=tta,
+        inferer = SlidingWindowInferer(member.patch_size, amp=amp)
+        p = inferer.probabilities(member.net, x, tta=tta,
                                                                   mirror=mirror)
         for organ in fill:
             label = model.organs.by_name(organ).label
@@ -327,7 +328,8 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
             continue
         box = roi_box(centre, member.roi.size, spatial)
         crop = _crop(x, box, member.roi.size)
-        p = SlidingWindowInferer(member.patch_size).probabilities(member.net, crop, tta=tta,
+        inferer = SlidingWindowInferer(member.patch_size, amp=amp)
+        p = inferer.probabilities(member.net, crop, tta=tta,
                                                                   mirror=mirror)
         for organ in mine:
             label = model.organs.by_name(organ).label
@@ -346,7 +348,8 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
                             f"{', '.join(member.roi.organs)} to place the {name} region on; "
                             f"{', '.join(mine)} taken from {', '.join(backups)} instead")
             continue
-        parts.append(_run_own_grid(model, member, mine, extent, grid, canonical, tta, device))
+        parts.append(_run_own_grid(model, member, mine, extent, grid, canonical, tta, device,
+                                   amp))
         for organ in mine:  # the part replaces the coarse estimate
             label = model.organs.by_name(organ).label
             if single:
@@ -361,7 +364,7 @@ def combined_probabilities(model: ContourModel, image: Tensor, *, organs: Sequen
 
 def _run_own_grid(model: ContourModel, member: Member, organs: Sequence[str],
                   extent: tuple[np.ndarray, np.ndarray], grid: Geometry, canonical: Volume,
-                  tta: bool, device: torch.device | str) -> FinePart:
+                  tta: bool, device: torch.device | str, amp: bool = False) -> FinePart:
     """Run a member on its own grid, in the box its organs' coarse extent gives."""
     assert member.recipe is not None and member.roi is not None
     assert member.roi.margin_mm is not None
@@ -380,7 +383,8 @@ def _run_own_grid(model: ContourModel, member: Member, organs: Sequence[str],
     x = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))[None, None]
     crop = _crop(x.to(device), box, size)
     mirror = model.organs.mirror_lookup()[:model.classes]
-    p = SlidingWindowInferer(member.patch_size).probabilities(member.net, crop, tta=tta,
+    inferer = SlidingWindowInferer(member.patch_size, amp=amp)
+    p = inferer.probabilities(member.net, crop, tta=tta,
                                                               mirror=mirror)
     shape = tuple(s.stop - s.start for s in box.target)
     out = torch.zeros((model.classes, *shape), dtype=torch.float32)

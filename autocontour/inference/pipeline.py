@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from autocontour import __version__
-from autocontour.errors import InvalidInputError
+from autocontour.errors import InvalidInputError, UnknownOptionError, did_you_mean
 from autocontour.inference.anatomy import (
     AnatomyError,
     SafetyReport,
@@ -58,6 +58,7 @@ from autocontour.inference.postprocess import keep_largest_component
 from autocontour.inference.regrid import labels_on_grid
 from autocontour.io.grid import canonical
 from autocontour.io.volume import Geometry, LabelMap, Volume
+from autocontour.models.inferer import autocast_dtype
 
 
 @dataclass
@@ -105,10 +106,28 @@ def resolve_device(name: str | torch.device) -> torch.device:
         raise InvalidInputError(f"unknown device {name!r} (cpu, cuda, cuda:N or auto)") from None
 
 
+#: "auto": the reduced precision the device computes natively; "fp32": float32 everywhere.
+PRECISIONS = ("auto", "fp32")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`.
+
+    Raises:
+        UnknownOptionError: another value (with the closest choice).
+    """
+    key = str(precision).strip().lower()
+    if key not in PRECISIONS:
+        raise UnknownOptionError(did_you_mean(f"unknown precision {precision!r}", key,
+                                               list(PRECISIONS)))
+    return key
+
+
 def contour_on_grid(model: ContourModel, canon: Volume, target: Geometry,
                     organs: Sequence[str], *, tta: bool = False,
                     device: torch.device | str = "cpu",
-                    on_stage: Callable[[str], None] | None = None) -> tuple[np.ndarray, list[str]]:
+                    on_stage: Callable[[str], None] | None = None,
+                    precision: str = "fp32") -> tuple[np.ndarray, list[str]]:
     """Preprocess, run the networks, and take the labels onto ``target`` (no checks).
 
     The core of :meth:`Contourer.run` (stages "preprocess", "network <member>", "regrid"),
@@ -122,7 +141,8 @@ def contour_on_grid(model: ContourModel, canon: Volume, target: Geometry,
         canon: the CT in the model's orientation (:func:`~autocontour.io.grid.canonical`).
         target: the grid the labels are wanted on (the CT's own).
         organs: the organs wanted (model names).
-        tta, device, on_stage: see :meth:`Contourer.run`.
+        tta, device, on_stage, precision: see :meth:`Contourer.run` (the default here is
+            "fp32", as model building validates).
 
     Returns:
         ``target.shape`` labels (label values of ``model.organs``) and warnings.
@@ -136,7 +156,8 @@ def contour_on_grid(model: ContourModel, canon: Volume, target: Geometry,
     stage("preprocess")
     combined = combined_probabilities(model, image[None, None], organs=organs, tta=tta,
                                       device=device, on_stage=on_stage,
-                                      grid=pre.image.geometry, canonical=canon)
+                                      grid=pre.image.geometry, canonical=canon,
+                                      amp=check_precision(precision) == "auto")
     del image
     labels = labels_on_grid(combined.probabilities, pre.image.geometry, target)
     for part in combined.parts:
@@ -196,7 +217,7 @@ class Contourer:
 
     def run(self, volume: Volume, *, tta: bool = False, organs: Iterable[str] | None = None,
             name: str = "input", on_stage: Callable[[str], None] | None = None,
-            force: bool = False, body: bool = True) -> Prediction:
+            force: bool = False, body: bool = True, precision: str = "auto") -> Prediction:
         """Contour ``volume``.
 
         Args:
@@ -213,6 +234,10 @@ class Contourer:
                 are left out all the same.
             body: find the body outline (``External``, CT only; see
                 :mod:`autocontour.inference.body`) and clip every organ to it.
+            precision: "auto" runs the networks in the reduced precision the device computes
+                natively (float16 on CUDA, bfloat16 on a CPU with AVX512-BF16 or AMX; float32
+                elsewhere, :func:`~autocontour.models.inferer.autocast_dtype`); "fp32" always
+                in float32.
 
         Returns:
             The :class:`Prediction`: labels on ``volume``'s exact grid, stage times, warnings.
@@ -222,7 +247,9 @@ class Contourer:
                 non-finite, one slice) or an organ name the model does not know.
             AnatomyError: the CT does not show the anatomy the model was trained on (a pelvis
                 CT given to a head-and-neck model), unless ``force``.
+            UnknownOptionError: a ``precision`` other than "auto" or "fp32".
         """
+        precision = check_precision(precision)
         model = self.model
         record = model.expect.record
         safety = SafetyReport(forced=False)
@@ -255,7 +282,8 @@ class Contourer:
                 warnings += safety.anatomy.warnings
             finished("anatomy")
             labels, more = contour_on_grid(model, canon, volume.geometry, wanted, tta=tta,
-                                           device=self.device, on_stage=finished)
+                                           device=self.device, on_stage=finished,
+                                           precision=precision)
             warnings += more
             lcc = [model.organs.by_name(o).label for o in wanted
                    if model.largest_component.get(o, False)]
@@ -288,8 +316,13 @@ class Contourer:
             result = remove_organs(result, safety.removed())
         finished("organ checks")
         seconds["total"] = round(sum(seconds.values()), 3)
-        return Prediction(result, seconds, warnings, self.describe(tta, wanted), safety,
-                          outline, clipped)
+        described = {**self.describe(tta, wanted), "precision": self.precision_of(precision)}
+        return Prediction(result, seconds, warnings, described, safety, outline, clipped)
+
+    def precision_of(self, precision: str = "auto") -> str:
+        """The number type the networks run in for ``precision`` on this contourer's device."""
+        dtype = autocast_dtype(self.device) if check_precision(precision) == "auto" else None
+        return str(dtype or torch.float32).removeprefix("torch.")
 
     def describe(self, tta: bool = False, organs: Iterable[str] | None = None) -> dict[str, Any]:
         """The model's name, versions, members and rule, for reports."""

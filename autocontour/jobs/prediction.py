@@ -29,7 +29,7 @@ import numpy as np
 
 from autocontour.inference.catalogue import choose_model, resolve_model
 from autocontour.inference.outputs import write_outputs
-from autocontour.inference.pipeline import Contourer
+from autocontour.inference.pipeline import Contourer, check_precision
 from autocontour.io.formats import read_volume
 from autocontour.io.volume import LabelMap, Volume
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter, use_threads
@@ -57,6 +57,8 @@ class PredictRequest:
             the report and the RTSTRUCT's series description say it was forced.
         threads: PyTorch CPU threads; None leaves the process's setting alone (the CLI passes
             the CPUs the process may use, :func:`~autocontour.jobs.base.default_threads`).
+        precision: "auto" (the networks in the reduced precision the device computes natively:
+            float16 on CUDA, bfloat16 on a CPU with AVX512-BF16 or AMX) or "fp32".
     """
 
     input: str | Path
@@ -70,6 +72,7 @@ class PredictRequest:
     name: str | None = None
     force: bool = False
     threads: int | None = None
+    precision: str = "auto"
 
 
 @dataclass
@@ -165,6 +168,7 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
     out = Path(request.output)
     check_output_folder(out, request.overwrite)  # refused before the model is loaded
     check_input(request.input)
+    check_precision(request.precision)
     source = request.name or str(request.input)
     choose = contourer is None and request.model is None
     # With the model chosen after reading, its stages are not known yet: the first three count
@@ -202,7 +206,8 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
     if not choose:
         ct = read()
     prediction = contourer.run(ct, tta=request.tta, organs=request.organs, name=source,
-                               on_stage=reporter.finished, force=request.force)
+                               on_stage=reporter.finished, force=request.force,
+                               precision=request.precision)
     prediction.warnings[:0] = warnings
     report = write_outputs(prediction, ct, out, source=source, overwrite=request.overwrite,
                            extra={"model_choice": choice})

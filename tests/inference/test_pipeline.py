@@ -62,3 +62,21 @@ def test_unknown_device_is_a_clear_error() -> None:
     with pytest.raises(InvalidInputError, match="device"):
         resolve_device("tpu")
     assert str(resolve_device("cpu")) == "cpu"
+
+
+def test_precision_is_chosen_recorded_and_checked(monkeypatch) -> None:
+    from autocontour.errors import UnknownOptionError
+    from autocontour.models import inferer
+
+    ct, truth = sphere_ct()
+    contourer = Contourer(band_model(spacing=1.0))
+    monkeypatch.setattr(inferer, "_cpu_has_bf16", lambda: True)
+    low = contourer.run(ct)
+    full = contourer.run(ct, precision="fp32")
+    assert low.model["precision"] == "bfloat16" and full.model["precision"] == "float32"
+    for label in (PAROTID_L, PAROTID_R):
+        assert dice(low.labels.array == label, full.labels.array == label) > 0.98
+    monkeypatch.setattr(inferer, "_cpu_has_bf16", lambda: False)
+    assert contourer.run(ct).model["precision"] == "float32"  # no native bfloat16: float32
+    with pytest.raises(UnknownOptionError, match="precision 'fp16'.*auto, fp32"):
+        contourer.run(ct, precision="fp16")

@@ -101,3 +101,20 @@ def test_only_the_organs_asked_for(tmp_path: Path, ct_dir: Path, contourer) -> N
                      contourer=contourer)
     assert {o["name"] for o in result.report["organs"]} | set(
         result.report["organs_not_found"]) == {"Eye_L", "Eye_R"}
+
+
+def test_an_unknown_precision_is_refused_before_anything_is_read(tmp_path: Path, ct_dir: Path,
+                                                                  contourer) -> None:
+    from autocontour.errors import UnknownOptionError
+
+    with pytest.raises(UnknownOptionError, match="precision 'half'"):
+        predict(PredictRequest(ct_dir, tmp_path / "out", precision="half"),
+                contourer=contourer, progress=lambda p: pytest.fail("work started"))
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+
+
+def test_the_report_names_the_precision_the_networks_ran_in(tmp_path: Path, ct_dir: Path,
+                                                            contourer) -> None:
+    result = predict(PredictRequest(ct_dir, tmp_path / "out", precision="fp32"),
+                     contourer=contourer)
+    assert result.report["model"]["precision"] == "float32"

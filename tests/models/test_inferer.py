@@ -166,3 +166,40 @@ def test_validation_and_prediction_use_the_one_inferer() -> None:
     callers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                      if "sliding_window_inference" in p.read_text())
     assert callers == ["models/inferer.py"]
+
+
+class DtypeNet(nn.Module):
+    """Records the number type its convolution computes in."""
+
+    spatial_dims = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(1, 2, 1)
+        self.seen: set[torch.dtype] = set()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv(x)
+        self.seen.add(out.dtype)
+        return out
+
+
+def test_reduced_precision_only_where_the_device_computes_it(monkeypatch) -> None:
+    from autocontour.models import inferer
+
+    assert inferer.autocast_dtype("cuda") == torch.float16
+    monkeypatch.setattr(inferer, "_cpu_has_bf16", lambda: False)
+    assert inferer.autocast_dtype("cpu") is None
+    net = DtypeNet()
+    SlidingWindowInferer((4, 8, 8), amp=True).probabilities(net, _image(4, 8, 8))
+    assert net.seen == {torch.float32}  # emulated bfloat16 would be slower: not used
+    monkeypatch.setattr(inferer, "_cpu_has_bf16", lambda: True)
+    assert inferer.autocast_dtype("cpu") == torch.bfloat16
+    net = DtypeNet()
+    low = SlidingWindowInferer((4, 8, 8), amp=True).probabilities(net, _image(4, 8, 8))
+    assert net.seen == {torch.bfloat16}
+    net.seen.clear()
+    full = SlidingWindowInferer((4, 8, 8)).probabilities(net, _image(4, 8, 8))
+    assert net.seen == {torch.float32}
+    assert low.dtype == torch.float32  # blended and returned in float32 all the same
+    torch.testing.assert_close(low, full, atol=0.02, rtol=0)
