@@ -54,7 +54,7 @@ SMALL_ORGANS = HEAD_NECK_SMALL
 
 def score_models(models: Mapping[str, Any], seeds: Sequence[int],
                  progress: bool = True, site: str = "head-neck",
-                 pixels: int | None = None) -> list[dict[str, Any]]:
+                 pixels: int | None = None, precision: str = "auto") -> list[dict[str, Any]]:
     """Rows of ``evaluate_case`` (plus ``model`` and ``seconds``) for every model and phantom.
 
     Args:
@@ -64,6 +64,7 @@ def score_models(models: Mapping[str, Any], seeds: Sequence[int],
         pixels: render each phantom with ``pixels`` x ``pixels`` slices over the same field of
             view and slices (512: 0.51 mm pixels for head and neck, as a clinic CT); None: the
             site's default grid.
+        precision: the networks' precision (``Contourer.run``: "auto" or "fp32").
     """
     from autocontour.evaluation import evaluate_case
     from autocontour.phantoms import make_case
@@ -78,7 +79,7 @@ def score_models(models: Mapping[str, Any], seeds: Sequence[int],
         truth = case.labels.array
         for label, contourer in models.items():
             started = time.perf_counter()
-            prediction = contourer.run(case.ct)
+            prediction = contourer.run(case.ct, precision=precision)
             seconds = time.perf_counter() - started
             found = prediction.labels.array
             organs = [(o.name, o.label) for o in case.labels.organs
@@ -198,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="render N x N slices over the same field of view (512: 0.51 mm "
                              "pixels for head and neck, as a clinic's CT); default the "
                              "site's own grid (128)")
+    parser.add_argument("--precision", choices=("auto", "fp32"), default="auto",
+                        help="the networks' precision, as predict --precision (default auto)")
     args = parser.parse_args(argv)
     if args.pixels is not None and not 32 <= args.pixels <= 1024:
         parser.error("--pixels must lie in 32..1024")
@@ -218,10 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("two models share a label; name them LABEL=PATH")
     seeds = list(range(args.first_seed, args.first_seed + args.cases))
     started = time.perf_counter()
-    rows = score_models(models, seeds, site=args.site, pixels=args.pixels)
+    rows = score_models(models, seeds, site=args.site, pixels=args.pixels,
+                        precision=args.precision)
     meta = {"site": args.site, "pixels": args.pixels, "command": "python experiments/unseen_phantoms.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
             "seconds": time.perf_counter() - started, "threads": args.threads,
+            "precision": {m: c.precision_of(args.precision) for m, c in models.items()},
             "seeds": f"{seeds[0]}-{seeds[-1]}",
             "model_files": {m: _shown(p.rpartition("=")[2]) for m, p in zip(models, specs)}}
     markdown, summary = tables(rows, meta)

@@ -299,7 +299,33 @@ def _pseudo_mri_quality(site: str, variant: str) -> Callable[[Source], list[floa
     return numbers
 
 
+PSEUDO_MRI_ORGANS = {"Bladder": ("pelvis", "Bladder", "| 0.939 | 0.944 (p 0.388) | — |"),
+                     "Rectum": ("pelvis", "Rectum", "| 0.740 | 0.779 (p 0.003) | — |"),
+                     "Femoral head L": ("pelvis", "Femur_Head_L", "| 0.863 | 0.834 | — |"),
+                     "Femoral head R": ("pelvis", "Femur_Head_R", "| 0.866 | 0.845 | — |"),
+                     "Lens L": ("head-neck", "Lens_L", "| 0.652 | 0.665 | 0.752 (p 0.010) |"),
+                     "Lens R": ("head-neck", "Lens_R", "| 0.637 | 0.622 | 0.671 |"),
+                     "Optic chiasm": ("head-neck", "OpticChiasm", "| 0.532 | 0.546 | 0.516 |"),
+                     "Optic nerve L": ("head-neck", "OpticNrv_L",
+                                       "| 0.664 | 0.681 | 0.710 (p 0.037) |"),
+                     "Optic nerve R": ("head-neck", "OpticNrv_R", "| 0.679 | 0.634 | 0.691 |")}
+
+
+def _pseudo_mri_dice(site: str, organ: str) -> Callable[[Source], list[float]]:
+    """Mean Dice of CT, pseudo-MRI and both from tables.md's row of ``organ`` under ``site``."""
+    def numbers(table: Source) -> list[float]:
+        section = table.text.split(f"### {site}\n", 1)[1]
+        for line in section.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells[0] == organ:
+                return [float(c.split(" ± ")[0]) for c in cells[1:4]]
+        raise AssertionError(f"no Dice row {organ} under {site}")
+    return numbers
+
+
 CLAIMS = [
+    *[Claim(f"| {label} {source} {{}} | {{}} | {{}} |", PSEUDO_MRI, _pseudo_mri_dice(site, organ))
+      for label, (site, organ, source) in PSEUDO_MRI_ORGANS.items()],
     Claim("+{} %\nin 2-D (batch 8 of 128x128 slices, {} s plain against {} s with the QAM",
           "benchmarks/results/bench_qam.txt",
           lambda s: [*s.find(r"overhead of the QAM per step: \+([\d.]+) %"),

@@ -74,7 +74,8 @@ def test_pelvis_scoring_counts_an_organ_of_the_other_sex(unseen: ModuleType) -> 
     class Stub:
         """Returns the truth with a prostate added in front of the rectum."""
 
-        def run(self, ct):
+        def run(self, ct, precision="auto"):
+            assert precision == "auto"
             case = make_case("pelvis", 90002)
             array = case.labels.array.copy()
             array[20:24, 60:64, 60:64] = case.labels.organs.by_name("Prostate").label
