@@ -81,3 +81,30 @@ def _tiny_values(dataset: Path, out: Path, **changes: Any) -> dict[str, Any]:
         "augmentation": None, "seed": 0}
     values.update(changes)
     return values
+
+
+@pytest.fixture(scope="session")
+def pseudo_mri_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny CT -> MR generator (4 channels) in a pseudo-MRI model file, written by
+    the function ``autocontour pseudo-mri train`` writes its ``model.pt`` with."""
+    return write_generator(tmp_path_factory.mktemp("pmr") / "model.pt", seed=0)
+
+
+@pytest.fixture(scope="session")
+def make_generator() -> Callable[[Path, int], Path]:
+    """make_generator(path, seed): another untrained tiny generator's model file."""
+    return write_generator
+
+
+def write_generator(path: Path, seed: int) -> Path:
+    from autocontour.data.steps_pseudo_mri import Normalisation
+    from autocontour.models.cyclegan import ImprovedResnetGenerator, gan_network_spec
+    from autocontour.synthesis.pseudo_mri import _save
+
+    torch.manual_seed(seed)
+    g = ImprovedResnetGenerator(base_channels=4, n_down=2)
+    norm = Normalisation((-1024.0, 1500.0), (0.5, 99.5), (0.0, 0.7))
+    return _save(path, {"step": 0, "config": {}, "normalisation": norm.to_dict(),
+                        "networks": {"ct_to_mr": {"spec": gan_network_spec(g),
+                                                  "state": g.state_dict()}}})
+

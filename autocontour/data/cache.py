@@ -8,7 +8,8 @@ Layout (``layout`` attribute ``autocontour-cache/1``)::
     /cases/<id>/locations/<label>   int32 (N, 3) voxel indices (z, y, x) of that organ, at most
                          MAX_LOCATIONS sampled (for patch sampling that oversamples small organs)
     group attrs: spacing, origin, direction, frame_of_reference_uid, modality, content_hash,
-                 source, channels
+                 source, channels, minimum (of all channels), channel_minimum (per channel;
+                 absent in caches written before it: the patch padding then uses minimum)
 
 A case is written under a temporary name and renamed when complete, so a crash never leaves a
 half-written case under a real ID. ``content_hash`` covers pixels, labels, geometry and organ
@@ -136,14 +137,18 @@ class CaseCache:
         """A (C, z, y, x) float32 image patch and its (z, y, x) uint8 labels.
 
         ``start`` may be negative and the patch may reach past the volume: the outside is
-        padded with the image minimum (air) and label 0, so patches centred near an edge work.
+        padded with each channel's minimum (air) and label 0, so patches centred near an edge
+        work.
         Only the chunks the patch touches are read and decompressed.
         """
         g = self._group(case_id)
         shape = g["label"].shape
         lo = [max(0, s) for s in start]
         hi = [min(n, s + w) for n, s, w in zip(shape, start, size, strict=True)]
-        image = np.full((g["image"].shape[0], *size), float(g.attrs["minimum"]), np.float32)
+        channels = g["image"].shape[0]
+        lows = g.attrs.get("channel_minimum", [g.attrs["minimum"]] * channels)
+        image = np.empty((channels, *size), np.float32)
+        image[:] = np.asarray(lows, np.float32).reshape(channels, 1, 1, 1)
         label = np.zeros(size, np.uint8)
         if all(h > low for h, low in zip(hi, lo, strict=True)):
             src = tuple(slice(low, h) for low, h in zip(lo, hi, strict=True))
@@ -280,6 +285,7 @@ class CacheWriter:
         g.attrs.update(spacing=geom.spacing, origin=geom.origin, direction=geom.direction,
                        frame_of_reference_uid=str(geom.frame_of_reference_uid or ""),
                        content_hash=digest, source=str(source), minimum=float(data.min()),
+                       channel_minimum=[float(c.min()) for c in data],
                        signature=signature,
                        channels=json.dumps([v.modality for v in images]))
         if stored is not None:

@@ -23,17 +23,34 @@ nnunet-mr          NormalizeMR, resample to the fingerprint's target spacing; ne
 mr                 NormalizeMR: clip to the foreground's 0.5/99.5 percentiles, foreground z-score
 none               nothing (the image as read)
 ================== ============================================================================
+
+A recipe may derive more image channels from the image (:class:`~autocontour.data.steps.
+ChannelStep`, e.g. :class:`~autocontour.data.steps_pseudo_mri.PseudoMRIChannel`, added to a
+named recipe by :func:`with_channel`): ``apply`` then returns the image and the derived channels
+(:attr:`Preprocessed.channels`), the grid steps after a channel step move every channel alike
+and the intensity steps change the first channel only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from autocontour.data.steps import AppliedRecord, SourceInfo, Step, check_choice, step_from_dict
+import numpy as np
+
+from autocontour.data.steps import (
+    AppliedRecord,
+    ChannelStep,
+    SourceInfo,
+    Step,
+    check_choice,
+    step_from_dict,
+)
 from autocontour.data.steps_body import CropBody
 from autocontour.data.steps_grid import CropToLabels, Resample
 from autocontour.data.steps_intensity import ClipIntensity, NormalizeMR, ScaleToUnit, ZScore
+from autocontour.data.steps_pseudo_mri import PseudoMRIChannel
 from autocontour.errors import InvalidInputError
 from autocontour.io.volume import LabelMap, Volume, require_same_grid
 
@@ -41,16 +58,35 @@ if TYPE_CHECKING:
     from autocontour.data.fingerprint import Fingerprint
 
 STEP_KINDS: dict[str, type[Step]] = {cls.kind: cls for cls in (
-    ClipIntensity, ScaleToUnit, ZScore, NormalizeMR, Resample, CropBody, CropToLabels)}
+    ClipIntensity, ScaleToUnit, ZScore, NormalizeMR, Resample, CropBody, CropToLabels,
+    PseudoMRIChannel)}
+_INTENSITY_STEPS = (ClipIntensity, ScaleToUnit, ZScore, NormalizeMR)
 
 
 @dataclass(frozen=True)
 class Preprocessed:
-    """A recipe's output: the network's input, the labels on its grid, and how to undo it."""
+    """A recipe's output: the network's input, the labels on its grid, and how to undo it.
+
+    Attributes:
+        image: the first channel (the image the recipe received, preprocessed).
+        labels: the labels on its grid, or None.
+        record: what each step did.
+        extra: the channels the recipe's channel steps derived, on the same grid, in order.
+    """
 
     image: Volume
     labels: LabelMap | None
     record: AppliedRecord
+    extra: tuple[Volume, ...] = ()
+
+    @property
+    def channels(self) -> tuple[Volume, ...]:
+        """Every channel of the network's input: the image, then the derived ones."""
+        return (self.image, *self.extra)
+
+    def stacked(self) -> np.ndarray:
+        """The network's input as one float32 array (C, z, y, x)."""
+        return np.stack([np.asarray(c.array, np.float32) for c in self.channels])
 
 
 @dataclass(frozen=True)
@@ -80,6 +116,55 @@ class Recipe:
             if step.rescales_values:
                 rescaled_by = rescaled_by or step.kind
 
+    @property
+    def channels(self) -> int:
+        """Image channels of the network's input: 1 + the channel steps'."""
+        return 1 + sum(isinstance(s, ChannelStep) for s in self.steps)
+
+    def inputs(self, first: str = "CT") -> list[str]:
+        """Names of the input channels, e.g. ["CT", "pseudo-MRI"] (``first`` names the image)."""
+        return [first, *(s.channel_name for s in self.steps if isinstance(s, ChannelStep))]
+
+    def resources(self) -> tuple[str, ...]:
+        """Keys of what the channel steps need bound (generator SHA-256s), in step order."""
+        return tuple(k for s in self.steps if isinstance(s, ChannelStep) for k in s.resources())
+
+    def bind(self, resources: Mapping[str, object], device: str = "cpu",
+             where: str = "") -> Recipe:
+        """This recipe with every channel step given what it needs (see
+        :meth:`~autocontour.data.steps.ChannelStep.bind`); a recipe without one is returned
+        as it is.
+
+        Raises:
+            InvalidInputError: a resource is missing or is not what the step recorded (naming
+                ``where``, e.g. the model file).
+        """
+        if not any(isinstance(s, ChannelStep) for s in self.steps):
+            return self
+        return replace(self, steps=tuple(s.bind(resources, device, where)
+                                         if isinstance(s, ChannelStep) else s
+                                         for s in self.steps))
+
+    def to(self, device: str) -> Recipe:
+        """This recipe with its bound channel steps running on ``device`` (unbound ones and
+        steps without resources unchanged)."""
+        steps = []
+        for step in self.steps:
+            bound = getattr(step, "bound", None)
+            if isinstance(step, ChannelStep) and bound is not None:
+                step = step.bind(dict.fromkeys(step.resources(), bound), device)
+            steps.append(step)
+        return replace(self, steps=tuple(steps))
+
+    def bound_resources(self) -> dict[str, object]:
+        """{key: resource} the channel steps were bound with (what a file must embed)."""
+        out: dict[str, object] = {}
+        for step in self.steps:
+            bound = getattr(step, "bound", None)
+            if isinstance(step, ChannelStep) and bound is not None:
+                out.update(dict.fromkeys(step.resources(), bound))
+        return out
+
     def apply(self, image: Volume, labels: LabelMap | None = None) -> Preprocessed:
         """Preprocess an image and, if given, its labels (moved and cropped with it).
 
@@ -89,22 +174,33 @@ class Recipe:
             labels: a label map on the image's grid, or None (inference).
 
         Returns:
-            The preprocessed image (float32 after intensity steps), labels and the record.
+            The preprocessed image (float32 after intensity steps), labels and the record;
+            with channel steps also the derived channels (:attr:`Preprocessed.extra`): each is
+            derived from the image as it is at its step, then moved by the later grid steps
+            exactly as the image (same crop box, same resampling) and left alone by the later
+            intensity steps.
 
         Raises:
             GeometryMismatchError: ``labels`` is not on the image's grid.
-            InvalidInputError: a step cannot run on this image (see each step).
+            InvalidInputError: a step cannot run on this image (see each step), or a channel
+                step was not bound to what it needs (:meth:`bind`).
         """
         if labels is not None:
             require_same_grid(image.geometry, labels.geometry, "labels to preprocess")
         source = SourceInfo.of(image)
         records = []
         current, moved = image, labels
+        extra: list[Volume] = []
         for step in self.steps:
-            current, moved, record = step.apply(current, moved, source)
+            if isinstance(step, ChannelStep):
+                channel, record = step.derive(current, source)
+                extra.append(channel)
+            else:
+                current, moved, record = step.apply(current, moved, source)
+                extra = [record.move_channel(c) for c in extra]
             records.append(record)
         return Preprocessed(current, moved, AppliedRecord(self.name, image.geometry,
-                                                          tuple(records)))
+                                                          tuple(records)), tuple(extra))
 
     def invert_labels(self, labels: LabelMap, record: AppliedRecord) -> LabelMap:
         """Labels on the preprocessed grid -> labels on the original image's exact grid.
@@ -135,6 +231,22 @@ class Recipe:
         except (KeyError, TypeError):
             raise InvalidInputError(f"a recipe needs 'name' and 'steps', got {data!r}") from None
         return cls(str(name), tuple(step_from_dict(s, STEP_KINDS) for s in steps))
+
+
+def with_channel(recipe: Recipe, step: ChannelStep) -> Recipe:
+    """``recipe`` with ``step`` added, named ``<name>+<step kind>`` (e.g. "seed004-structseg+
+    pseudo_mri"): after the recipe's leading grid steps (body crop, resampling: the channel is
+    derived on the smaller grid) and before its first intensity step (it reads HU).
+
+    Raises:
+        InvalidInputError: the recipe already has a step of that kind.
+    """
+    if any(s.kind == step.kind for s in recipe.steps):
+        raise InvalidInputError(f"recipe {recipe.name!r} already has a {step.kind!r} step")
+    at = next((i for i, s in enumerate(recipe.steps) if isinstance(s, _INTENSITY_STEPS)),
+              len(recipe.steps))
+    steps = (*recipe.steps[:at], step, *recipe.steps[at:])
+    return Recipe(f"{recipe.name}+{step.kind}", steps)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (

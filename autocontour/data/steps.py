@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from autocontour.errors import GeometryMismatchError, InvalidInputError, look_up_option
-from autocontour.io.grid import resample_labels
+from autocontour.io.grid import resample_image, resample_labels
 from autocontour.io.volume import Geometry, LabelMap, Volume
 
 Box = tuple[int, int, int]
@@ -89,6 +90,12 @@ class StepRecord(ABC):
     def _invert(self, labels: LabelMap) -> LabelMap:
         """The inverse, for labels already checked to be on ``output_geometry``."""
 
+    def move_channel(self, channel: Volume) -> Volume:
+        """Take another image channel on ``input_geometry`` the way the step moved the image:
+        the same crop box, or linear resampling onto ``output_geometry``; an intensity step
+        leaves it as it is (intensity steps change the first channel only)."""
+        return channel
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
         for f in dataclasses.fields(self):
@@ -143,6 +150,9 @@ class CropRecord(StepRecord):
     def slices(self) -> tuple[slice, slice, slice]:
         return tuple(slice(a, b) for a, b in zip(self.start, self.stop, strict=True))
 
+    def move_channel(self, channel: Volume) -> Volume:
+        return crop(channel, self.start, self.stop)
+
     def _invert(self, labels: LabelMap) -> LabelMap:
         out = np.zeros(self.input_geometry.shape, dtype=labels.array.dtype)
         out[self.slices] = labels.array
@@ -154,6 +164,11 @@ class ResampleRecord(StepRecord):
     """Resampling from ``input_geometry`` to ``output_geometry`` (same physical field of view)."""
 
     type: ClassVar[str] = "resample"
+
+    def move_channel(self, channel: Volume) -> Volume:
+        if self.input_geometry.mismatch(self.output_geometry) is None:
+            return channel
+        return resample_image(channel, self.output_geometry)
 
     def _invert(self, labels: LabelMap) -> LabelMap:
         if self.input_geometry.mismatch(self.output_geometry) is None:
@@ -249,6 +264,44 @@ class Step(ABC):
     def to_dict(self) -> dict[str, Any]:
         params = {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
         return {"kind": self.kind, **params}
+
+
+class ChannelStep(Step):
+    """A step that derives a new image channel from the image it receives (grid unchanged).
+
+    :meth:`~autocontour.data.recipes.Recipe.apply` appends the derived channel after the
+    image's; the recipe's later grid steps move it with the image (``StepRecord.move_channel``)
+    and its later intensity steps leave it alone. Steps that need something besides their
+    parameters (a generator's weights) name it in :meth:`resources` and get it by :meth:`bind`.
+
+    Class attributes:
+        channel_name: how reports name the channel (e.g. "pseudo-MRI").
+    """
+
+    channel_name: ClassVar[str]
+
+    @abstractmethod
+    def derive(self, image: Volume, source: SourceInfo) -> tuple[Volume, StepRecord]:
+        """(the new channel on ``image``'s grid, the record of the step)."""
+
+    def resources(self) -> tuple[str, ...]:
+        """The keys of what :meth:`bind` must be given (none by default)."""
+        return ()
+
+    def bind(self, resources: Mapping[str, Any], device: str = "cpu",
+             where: str = "") -> ChannelStep:
+        """This step with its resources (a step that needs none returns itself)."""
+        return self
+
+    def apply(self, image: Volume, labels: LabelMap | None,
+              source: SourceInfo) -> tuple[Volume, LabelMap | None, StepRecord]:
+        """Not used: a channel step adds a channel, which only a recipe can carry.
+
+        Raises:
+            InvalidInputError: always.
+        """
+        raise InvalidInputError(f"step {self.kind!r} adds an image channel: run it inside a "
+                                "Recipe")
 
 
 def step_from_dict(data: dict[str, Any], kinds: dict[str, type[Step]]) -> Step:

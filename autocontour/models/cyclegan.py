@@ -16,6 +16,8 @@ All are 2-D, with every width configurable so tests run tiny ones. Each network 
 ``arch_kwargs`` (its resolved constructor arguments) and is rebuilt from
 :func:`gan_network_spec` by :func:`gan_network_from_spec` (an explicit registry,
 :data:`GAN_NETWORKS`), like the segmentation networks of :mod:`autocontour.models.registry`.
+:func:`translate_slices` runs a 2-D generator over every axial slice of a volume (the one
+conversion code of ``pseudo-mri convert`` and of the pseudo-MRI recipe step).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from autocontour.errors import closest_choice
@@ -223,3 +227,26 @@ def gan_network_from_spec(spec: Mapping[str, Any]) -> nn.Module:
 def count_layers(net: nn.Module, kind: type[nn.Module]) -> int:
     """How many sub-modules of ``net`` are of type ``kind`` (e.g. ``nn.ConvTranspose2d``)."""
     return sum(isinstance(m, kind) for m in net.modules())
+
+
+@torch.inference_mode()
+def translate_slices(unit: np.ndarray, generator: nn.Module, batch_slices: int = 4,
+                     device: str | torch.device = "cpu",
+                     on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Run ``generator`` on every axial slice of a normalised volume (z, y, x) in [-1, 1].
+
+    Slices are padded (with -1, the background) to a multiple of the generator's
+    ``size_multiple`` and cropped back. ``on_batch(done, total)`` after every batch of slices.
+    """
+    m = int(getattr(generator, "size_multiple", 1))
+    nz, ny, nx = unit.shape
+    py, px = -ny % m, -nx % m
+    out = np.empty(unit.shape, np.float32)
+    for k in range(0, nz, batch_slices):
+        x = torch.from_numpy(np.ascontiguousarray(unit[k:k + batch_slices], np.float32))
+        x = F.pad(x[:, None], (px // 2, px - px // 2, py // 2, py - py // 2), value=-1.0)
+        y = generator(x.to(device)).float().cpu()[:, 0]
+        out[k:k + batch_slices] = y[:, py // 2:py // 2 + ny, px // 2:px // 2 + nx].numpy()
+        if on_batch is not None:
+            on_batch(min(k + batch_slices, nz), nz)
+    return out

@@ -57,6 +57,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from autocontour import __version__
+from autocontour.artifacts.versioned import PSEUDO_MRI_FORMAT, PSEUDO_MRI_VERSION
+from autocontour.data.steps_pseudo_mri import Normalisation
 from autocontour.errors import (
     InvalidInputError,
     UnknownOptionError,
@@ -72,12 +74,13 @@ from autocontour.models.cyclegan import (
     ResnetGenerator,
     gan_network_from_spec,
     gan_network_spec,
+    translate_slices,
 )
 from autocontour.synthesis._files import read_versioned, resume_state
 
 #: The ``format`` of a pseudo-MRI checkpoint or model file.
-FORMAT = "autocontour-pseudo-mri"
-VERSION = 1
+FORMAT = PSEUDO_MRI_FORMAT
+VERSION = PSEUDO_MRI_VERSION
 ADVERSARIAL_LOSSES = ("l1", "mse")
 DEVICES = ("auto", "cpu", "cuda")
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -254,56 +257,8 @@ def _whole(name: str, value: Any, low: int) -> None:
         raise InvalidInputError(f"{name} must be a whole number of at least {low}, got {value!r}")
 
 
-# --- intensity normalisation ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Normalisation:
-    """The intensity mappings of a model (see the module docstring); saved in its checkpoint.
-
-    Attributes:
-        ct_window: HU range mapped onto [-1, 1] (values outside are clipped).
-        mr_percentiles: per-volume percentiles of an MR mapped onto -1 and 1.
-        mr_range: the MR values a pseudo-MR's -1 and 1 are mapped back to.
-    """
-
-    ct_window: tuple[float, float]
-    mr_percentiles: tuple[float, float]
-    mr_range: tuple[float, float] = (0.0, 1.0)
-
-    def ct_to_unit(self, hu: np.ndarray) -> np.ndarray:
-        lo, hi = self.ct_window
-        return (2 * (np.clip(np.asarray(hu, np.float32), lo, hi) - lo) / (hi - lo) - 1
-                ).astype(np.float32)
-
-    def unit_to_ct(self, x: np.ndarray) -> np.ndarray:
-        lo, hi = self.ct_window
-        return ((np.asarray(x, np.float32) + 1) / 2 * (hi - lo) + lo).astype(np.float32)
-
-    def mr_bounds(self, mr: np.ndarray) -> tuple[float, float]:
-        """This MR volume's low and high percentile values."""
-        lo, hi = (float(v) for v in np.percentile(mr, self.mr_percentiles))
-        return lo, max(hi, lo + 1e-6)
-
-    def mr_to_unit(self, mr: np.ndarray) -> np.ndarray:
-        lo, hi = self.mr_bounds(mr)
-        return np.clip(2 * (np.asarray(mr, np.float32) - lo) / (hi - lo) - 1, -1, 1
-                       ).astype(np.float32)
-
-    def unit_to_mr(self, x: np.ndarray) -> np.ndarray:
-        lo, hi = self.mr_range
-        return ((np.asarray(x, np.float32) + 1) / 2 * (hi - lo) + lo).astype(np.float32)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"ct_window": list(self.ct_window), "mr_percentiles": list(self.mr_percentiles),
-                "mr_range": list(self.mr_range)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Sequence[float]]) -> Normalisation:
-        def pair(key: str) -> tuple[float, float]:
-            lo, hi = (float(v) for v in data[key])
-            return lo, hi
-        return cls(pair("ct_window"), pair("mr_percentiles"), pair("mr_range"))
-
+# --- intensity normalisation (:class:`Normalisation` lives with the recipe step that also uses
+# it, :mod:`autocontour.data.steps_pseudo_mri`) -----------------------------------------------
 
 def check_is_ct(volume: Volume, source: str | Path) -> None:
     """Refuse an image that is not a CT: another DICOM modality, or no air (nothing below
@@ -583,29 +538,6 @@ def load_pseudo_mri_model(path: str | Path, device: str | torch.device = "cpu"
 
 
 # --- conversion -----------------------------------------------------------------------------
-
-@torch.inference_mode()
-def translate_slices(unit: np.ndarray, generator: nn.Module, batch_slices: int = 4,
-                     device: str | torch.device = "cpu",
-                     on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Run ``generator`` on every axial slice of a normalised volume (z, y, x) in [-1, 1].
-
-    Slices are padded (with -1, the background) to a multiple of the generator's
-    ``size_multiple`` and cropped back. ``on_batch(done, total)`` after every batch of slices.
-    """
-    m = int(getattr(generator, "size_multiple", 1))
-    nz, ny, nx = unit.shape
-    py, px = -ny % m, -nx % m
-    out = np.empty(unit.shape, np.float32)
-    for k in range(0, nz, batch_slices):
-        x = torch.from_numpy(np.ascontiguousarray(unit[k:k + batch_slices], np.float32))
-        x = F.pad(x[:, None], (px // 2, px - px // 2, py // 2, py - py // 2), value=-1.0)
-        y = generator(x.to(device)).float().cpu()[:, 0]
-        out[k:k + batch_slices] = y[:, py // 2:py // 2 + ny, px // 2:px // 2 + nx].numpy()
-        if on_batch is not None:
-            on_batch(min(k + batch_slices, nz), nz)
-    return out
-
 
 def ct_to_pseudo_mri(ct: Volume, model: PseudoMRIModel, batch_slices: int = 4,
                      device: str | torch.device = "cpu",
