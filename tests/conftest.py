@@ -108,3 +108,14 @@ def write_generator(path: Path, seed: int) -> Path:
                         "networks": {"ct_to_mr": {"spec": gan_network_spec(g),
                                                   "state": g.state_dict()}}})
 
+
+@pytest.fixture(scope="session")
+def two_channel_run(tiny_config: Callable[..., TrainConfig], pseudo_mri_model: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig, Any]:
+    """(config, FitResult) of a 2-step run on CT + pseudo-MRI (``pseudo_mri_model``)."""
+    from autocontour.training import Trainer
+
+    config = tiny_config(tmp_path_factory.mktemp("pmr-run") / "out", epochs=1,
+                         steps_per_epoch=2, pseudo_mri=str(pseudo_mri_model))
+    return config, Trainer(config, progress=False).fit()
+

@@ -251,6 +251,11 @@ class TrainConfig:
         out: the run folder (checkpoints, metrics); k-fold runs use ``out/fold_<k>/``.
         network: the network to train.
         recipe: a preprocessing recipe name, or "fingerprint" for the data set's recipe.json.
+        pseudo_mri: a pseudo-MRI model file (``autocontour pseudo-mri train``'s ``model.pt``):
+            the network then takes two channels, the CT and its pseudo-MRI, which the recipe
+            derives from the CT with this generator (a ``pseudo_mri`` step after the recipe's
+            grid steps, :func:`~autocontour.data.recipes.with_channel`); the generator's weights
+            are embedded in every checkpoint. None (left out): the CT alone.
         patch_size: (z, y, x) training patch and sliding-window size; z = 1 for 2-D networks.
         batch_size: patches per step and process.
         loss: the loss; a plain string in YAML sets ``loss.name``.
@@ -287,6 +292,7 @@ class TrainConfig:
     out: str
     network: NetworkConfig = field(default_factory=NetworkConfig)
     recipe: str = "fingerprint"
+    pseudo_mri: str | None = None
     patch_size: tuple[int, int, int] = (64, 128, 128)
     batch_size: int = 2
     loss: LossConfig = field(default_factory=LossConfig)
@@ -314,6 +320,11 @@ class TrainConfig:
             if not isinstance(value, str | Path) or not str(value).strip():
                 raise InvalidInputError(f"{name} must be a non-empty string, got {value!r}")
             object.__setattr__(self, name, str(value))
+        if self.pseudo_mri is not None:
+            if not isinstance(self.pseudo_mri, str | Path) or not str(self.pseudo_mri).strip():
+                raise InvalidInputError(f"pseudo_mri must be a pseudo-MRI model file or null, "
+                                        f"got {self.pseudo_mri!r}")
+            object.__setattr__(self, "pseudo_mri", str(self.pseudo_mri))
         size = self.patch_size
         if (isinstance(size, str | bytes) or not hasattr(size, "__len__") or len(size) != 3):
             raise InvalidInputError(f"patch_size must be 3 sizes (z, y, x), got {size!r}")
@@ -395,12 +406,17 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML values; ``from_dict(to_dict())`` gives an equal config.
 
-        ``sample_weighting`` is left out when it is off (None), so the config of a run without
-        it reads exactly as before the option existed, and checkpoints written then still load.
+        ``sample_weighting`` and ``pseudo_mri`` are left out when off (None), so the config of
+        a run without them reads exactly as before the options existed, and checkpoints written
+        then still load.
         """
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "pseudo_mri":
+                if value is not None:
+                    out[f.name] = value
+                continue
             if f.name == "sample_weighting":
                 if value is not None:
                     out[f.name] = value.to_dict()

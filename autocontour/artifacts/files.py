@@ -10,7 +10,13 @@ format               :data:`CHECKPOINT` ("autocontour-checkpoint") or :data:`MOD
                      ("autocontour-model")
 version              the format version of that kind (:data:`VERSIONS`)
 autocontour_version  the package version that wrote the file
-...                  the kind's own keys, :data:`KEYS` (every one required, no other allowed)
+...                  the kind's own keys, :data:`KEYS` (every one required, no other allowed
+                     but :data:`OPTIONAL_KEYS`)
+generators           only when the recipe derives a pseudo-MRI channel: {SHA-256: the CT -> MR
+                     generator's spec, weights and normalisation}
+                     (:class:`~autocontour.data.steps_pseudo_mri.PseudoMRIGenerator`), so the
+                     file alone runs its recipe; read back and bound to the recipe by
+                     :func:`bound_recipe`
 ==================== ==========================================================================
 
 A **checkpoint** (``last.pt``/``best.pt`` of ``autocontour train``) is enough to resume a run
@@ -40,6 +46,7 @@ from torch import nn
 from autocontour import __version__
 from autocontour.artifacts.config import TrainConfig
 from autocontour.data.recipes import Recipe
+from autocontour.data.steps_pseudo_mri import PseudoMRIGenerator, generators_by_digest
 from autocontour.errors import InvalidInputError, OutputExistsError
 from autocontour.models.registry import network_from_spec
 from autocontour.organs import OrganSet
@@ -47,12 +54,14 @@ from autocontour.organs import OrganSet
 CHECKPOINT = "autocontour-checkpoint"
 MODEL = "autocontour-model"
 #: The format version each kind is written in.
-VERSIONS = {CHECKPOINT: 1, MODEL: 3}
+VERSIONS = {CHECKPOINT: 2, MODEL: 4}
 #: The versions each kind can be read in. Model files of version 1 (before the training record
 #: of the anatomy checks, kept in ``expect["record"]`` since version 2) still load: the reader of
 #: the model gives them no record. Version 3 added a member's own recipe (a member on a finer
-#: grid, optional key ``recipe``); files of version 2 read as they are.
-READABLE = {CHECKPOINT: (1,), MODEL: (1, 2, 3)}
+#: grid, optional key ``recipe``); files of version 2 read as they are. Checkpoint version 2 and
+#: model version 4 added the optional key ``generators`` (the pseudo-MRI generators a recipe
+#: needs); older files, which have none, read as they are.
+READABLE = {CHECKPOINT: (1, 2), MODEL: (1, 2, 3, 4)}
 ENVELOPE = ("format", "version", "autocontour_version")
 #: Every key of each kind besides the envelope.
 KEYS: dict[str, tuple[str, ...]] = {
@@ -62,6 +71,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     MODEL: ("name", "organs", "recipe", "expect", "members", "rule", "fallback",
             "largest_component", "info"),
 }
+#: Keys a file of either kind may have (checkpoint version 2, model version 4): the weights the
+#: recipe's channel steps need, {SHA-256: generator payload}.
+OPTIONAL_KEYS = ("generators",)
 #: Every key of one member of a model file.
 MEMBER_KEYS = ("network", "state_dict", "patch_size", "roi", "dtype")
 #: Keys a member may have (version 3): its own preprocessing recipe.
@@ -76,7 +88,7 @@ def write_file(path: str | Path, kind: str, payload: Mapping[str, Any], *,
     Args:
         path: the ``.pt`` file.
         kind: :data:`CHECKPOINT` or :data:`MODEL`.
-        payload: exactly the kind's :data:`KEYS`.
+        payload: exactly the kind's :data:`KEYS`, and :data:`OPTIONAL_KEYS` if wanted.
         overwrite: replace an existing file.
 
     Raises:
@@ -86,7 +98,7 @@ def write_file(path: str | Path, kind: str, payload: Mapping[str, Any], *,
     """
     if kind not in KEYS:
         raise ValueError(f"unknown file kind {kind!r}")
-    wrong = sorted(set(payload) ^ set(KEYS[kind]))
+    wrong = sorted((set(payload) - set(OPTIONAL_KEYS)) ^ set(KEYS[kind]))
     if wrong:
         raise ValueError(f"{_NAMES[kind]} payload: missing or unknown keys {wrong}")
     path = Path(path)
@@ -142,7 +154,7 @@ def read_file(path: str | Path, kinds: tuple[str, ...] = (CHECKPOINT, MODEL),
             f"autocontour {data.get('autocontour_version')}; this autocontour ({__version__}) "
             f"reads version {versions}: use the autocontour version that wrote it, or "
             "retrain")
-    _check_keys(path, _NAMES[kind], data, (*ENVELOPE, *KEYS[kind]))
+    _check_keys(path, _NAMES[kind], data, (*ENVELOPE, *KEYS[kind]), OPTIONAL_KEYS)
     if kind == MODEL:
         if not isinstance(data["members"], dict) or not data["members"]:
             raise InvalidInputError(f"{path}: model file without members")
@@ -186,6 +198,31 @@ def build_network(path: str | Path, spec: Mapping[str, Any], state: Mapping[str,
     return net.eval()
 
 
+def generators_payload(recipe: Recipe) -> dict[str, Any]:
+    """The ``generators`` entry of a file whose recipe is ``recipe`` (bound), or {} when the
+    recipe needs none."""
+    return {key: g.to_payload() for key, g in recipe.bound_resources().items()
+            if isinstance(g, PseudoMRIGenerator)}
+
+
+def bound_recipe(path: str | Path, recipe: Recipe, data: Mapping[str, Any],
+                 device: str | torch.device = "cpu") -> Recipe:
+    """``recipe`` with its channel steps given the generators the file embeds.
+
+    Raises:
+        InvalidInputError: a damaged generator, or one the recipe needs that the file does not
+            hold or whose content hashes otherwise (naming the file).
+    """
+    if not recipe.resources():
+        return recipe
+    saved = data.get("generators") or {}
+    if not isinstance(saved, Mapping):
+        raise InvalidInputError(f"{path}: malformed generators entry")
+    generators = [PseudoMRIGenerator.from_payload(p, f"{path}: generator {str(k)[:12]}")
+                  for k, p in saved.items()]
+    return recipe.bind(generators_by_digest(generators), str(torch.device(device)), str(path))
+
+
 @dataclass
 class TrainedNetwork:
     """A checkpoint's network, ready to predict, with what it needs to prepare a CT.
@@ -219,6 +256,7 @@ def trained_network(path: str | Path, data: Mapping[str, Any],
         recipe, organs = Recipe.from_dict(data["recipe"]), OrganSet.from_dict(data["organs"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"{path}: malformed recipe or organ set ({exc})") from None
+    recipe = bound_recipe(path, recipe, data)
     net = build_network(path, data["network"], data["state_dict"])
     return TrainedNetwork(net.to(device), config, recipe, organs, path)
 

@@ -23,19 +23,23 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from autocontour.artifacts.config import TrainConfig
+from autocontour.artifacts.versioned import read_pseudo_mri_generator
 from autocontour.data.cache import CacheWriter, CaseCache
 from autocontour.data.folder import DatasetFolder, recipe_hash, write_json
-from autocontour.data.recipes import Recipe
+from autocontour.data.recipes import Recipe, with_channel
 from autocontour.data.steps import AppliedRecord
+from autocontour.data.steps_pseudo_mri import PseudoMRIChannel
 from autocontour.errors import InvalidInputError, UnknownOptionError
 from autocontour.organs import OrganSet
 from autocontour.training.distributed import DistEnv, barrier
 
 __all__ = ["TrainingData", "fold_cases", "load_records", "prepare_data", "preprocess",
-           "preprocessed_path", "recipe_hash", "resolve_recipe", "trained_organs"]
+           "preprocessed_path", "recipe_hash", "resolve_recipe", "trained_organs",
+           "training_recipe"]
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,13 @@ def preprocess(dataset: Path, recipe: Recipe, progress: bool = True) -> CaseCach
     Only cases that are missing or whose source content hash changed are preprocessed; the
     records JSON is rewritten (atomically) after them.
 
+    Every channel of the recipe's output is stored (the CT, then the channels the recipe
+    derives from it, e.g. its pseudo-MRI).
+
     Raises:
-        InvalidInputError: no data set cache; a case with more than one image channel (one
-            recipe per channel is not supported yet); a step that fails on a case (naming it).
+        InvalidInputError: no data set cache; a case with more than one image channel in the
+            data set (a recipe derives channels from one image); a step that fails on a case
+            (naming it).
     """
     folder = DatasetFolder(dataset)
     source = folder.cache()
@@ -108,14 +116,15 @@ def preprocess(dataset: Path, recipe: Recipe, progress: bool = True) -> CaseCach
                             disable=not progress):
                 if source.channels(cid) != 1:
                     raise InvalidInputError(f"{source.path}: case {cid} has "
-                                            f"{source.channels(cid)} image channels; training "
-                                            "takes one")
+                                            f"{source.channels(cid)} image channels; a recipe "
+                                            "takes one image (and may derive more channels "
+                                            "from it, e.g. pseudo_mri in the config)")
                 image, labels = source.load(cid)
                 try:
                     done = recipe.apply(image, labels)
                 except InvalidInputError as exc:
                     raise InvalidInputError(f"case {cid}: recipe {recipe.name!r}: {exc}") from None
-                writer.add(cid, [done.image], done.labels, source=f"{source.path}:{cid}",
+                writer.add(cid, list(done.channels), done.labels, source=f"{source.path}:{cid}",
                            replace=True)
                 records[cid] = {"source_hash": source.content_hash(cid),
                                 "record": done.record.to_dict()}
@@ -161,16 +170,38 @@ def fold_cases(dataset: Path, source: CaseCache, folds: int, fold: int, seed: in
     return tuple(splits[fold]["train"]), tuple(splits[fold]["val"])
 
 
-def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True) -> TrainingData:
-    """Recipe, preprocessed cache and fold split of a run; rank 0 writes, the others wait.
+def training_recipe(config: TrainConfig, device: str | torch.device = "cpu") -> Recipe:
+    """The run's recipe: ``config.recipe`` of the data set, with the pseudo-MRI step (bound to
+    the generator of ``config.pseudo_mri``, run on ``device``) when the config names one.
 
     Raises:
-        InvalidInputError: see :func:`resolve_recipe`, :func:`preprocess`, :func:`fold_cases`.
+        InvalidInputError: see :func:`resolve_recipe`; an unreadable pseudo-MRI model file.
+        UnknownOptionError: an unknown recipe name.
+    """
+    recipe = DatasetFolder(Path(config.dataset)).recipe(config.recipe)
+    if config.pseudo_mri is None:
+        return recipe
+    generator = read_pseudo_mri_generator(config.pseudo_mri)
+    recipe = with_channel(recipe, PseudoMRIChannel(generator.digest))
+    return recipe.bind({generator.digest: generator}, str(torch.device(device)),
+                       config.pseudo_mri)
+
+
+def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True,
+                 device: str | torch.device = "cpu") -> TrainingData:
+    """Recipe, preprocessed cache and fold split of a run; rank 0 writes, the others wait.
+
+    Args:
+        device: where a recipe's pseudo-MRI generator runs while preprocessing.
+
+    Raises:
+        InvalidInputError: see :func:`training_recipe`, :func:`preprocess`,
+            :func:`fold_cases`.
     """
     dataset = Path(config.dataset)
     folder = DatasetFolder(dataset)
     folder.require()
-    recipe = folder.recipe(config.recipe)
+    recipe = training_recipe(config, device)
     if config.organs is not None:  # an unknown name is refused before any preprocessing
         trained_organs(config, folder.cache().organs)
     if env.is_main:

@@ -151,7 +151,7 @@ class Trainer:
         if last.exists() and not resume:
             raise OutputExistsError(f"{last}: the run folder holds a checkpoint; resume it "
                                     "(--resume) or choose another 'out'")
-        self.data = prepare_data(cfg, env, self.progress)
+        self.data = prepare_data(cfg, env, self.progress, self.device)
         self.organs = self.data.organs
         self.scored, self.keep_labels = self.data.scored, None
         if cfg.organs is not None:

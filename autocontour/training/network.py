@@ -1,6 +1,7 @@
 """Build the configured network for a data set, filling in what the data decides.
 
-``network.kwargs`` may leave out what follows from the data: ``in_channels`` (1),
+``network.kwargs`` may leave out what follows from the data: ``in_channels`` (the recipe's image
+channels: 1, or 2 with the CT's pseudo-MRI),
 ``out_channels`` (the organ set's largest label value + 1, so output channel c is label c) and,
 for networks planned from the patch (``DynUNet``), ``patch_size`` (the config's, ``(y, x)`` when
 its z is 1) and ``spacing`` (the median voxel spacing of the training cases, same axis order).
@@ -25,11 +26,18 @@ def network_kwargs(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
     """The network's keyword arguments: the config's, completed from the data.
 
     Raises:
-        InvalidInputError: ``out_channels`` given and different from the organ set's classes.
+        InvalidInputError: ``out_channels`` or ``in_channels`` given and different from what
+            the organ set and the recipe need.
     """
     kwargs = dict(config.network.kwargs)
     classes = max(data.organs.labels) + 1
-    kwargs.setdefault("in_channels", 1)
+    channels = data.recipe.channels
+    kwargs.setdefault("in_channels", channels)
+    if kwargs["in_channels"] != channels:
+        raise InvalidInputError(
+            f"network.kwargs.in_channels is {kwargs['in_channels']}, but recipe "
+            f"{data.recipe.name!r} gives {channels} image channel(s) "
+            f"({', '.join(data.recipe.inputs())}; leave it out)")
     kwargs.setdefault("out_channels", classes)
     if kwargs["out_channels"] != classes:
         raise InvalidInputError(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autocontour.artifacts.files import generators_payload
 from autocontour.errors import InvalidInputError
 from autocontour.models.registry import network_spec
 from autocontour.training import distributed as ddp
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from autocontour.training.engine import Trainer
 
 #: Options a resumed run may change: where things are, how long, on what hardware.
-RESUMABLE_CHANGES = ("dataset", "out", "epochs", "device", "num_workers")
+#: (``pseudo_mri``, the generator's file, may move: the recipe, which records the generator's
+#: SHA-256, must be the checkpoint's.)
+RESUMABLE_CHANGES = ("dataset", "out", "epochs", "device", "num_workers", "pseudo_mri")
 
 
 @dataclass
@@ -65,6 +68,8 @@ def checkpoint_payload(trainer: Trainer) -> dict[str, Any]:
         "fold": cfg.fold,
         "best_metric": state.best_metric, "best_epoch": state.best_epoch,
         "best_row": state.best_row,
+        **({"generators": payload} if (payload := generators_payload(trainer.data.recipe))
+           else {}),
     }
 
 
@@ -83,6 +88,10 @@ def restore(trainer: Trainer, path: Path) -> TrainState:
         raise InvalidInputError(f"{path}: cannot resume with a changed config "
                                 f"({', '.join(changed)} differ); only "
                                 + ", ".join(RESUMABLE_CHANGES) + " may change")
+    if data["recipe"] != trainer.data.recipe.to_dict():
+        raise InvalidInputError(f"{path}: cannot resume: the checkpoint's preprocessing recipe "
+                                f"{data['recipe'].get('name')!r} differs from this run's "
+                                f"{trainer.data.recipe.name!r} (another pseudo-MRI generator?)")
     missing = sorted(set(trainer.optimizers) - set(data["optimizers"]))
     if missing:
         raise InvalidInputError(f"{path}: no saved state for the modules {missing}")

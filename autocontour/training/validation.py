@@ -48,9 +48,10 @@ def score_cases(net: nn.Module, cache: CaseCache, case_ids: Sequence[str],
     keep = np.asarray(organs.keep_lookup(), dtype=np.int64)
     inferer = SlidingWindowInferer(tuple(patch_size), amp=amp, out_device="cpu")
     for cid in case_ids:
-        volume, labels = cache.load(cid)
+        volumes, labels = cache.load_channels(cid)
         truth = keep[labels.array]
-        image = torch.from_numpy(np.asarray(volume.array, np.float32))[None, None].to(device)
+        image = torch.from_numpy(np.stack([np.asarray(v.array, np.float32) for v in volumes])
+                                 )[None].to(device)
         target = torch.from_numpy(truth)[None, None]
         logits = inferer.logits(net, image)[None]
         prediction = logits.argmax(1)[0].numpy()
