@@ -163,7 +163,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                              tta=args.tta, organs=organs, series=args.series,
                              overwrite=args.overwrite, force=args.force,
                              threads=args.threads or default_threads(),
-                             precision=args.precision)
+                             precision=args.precision, pseudo_mri=args.pseudo_mri)
     with _Bar("contour", args.quiet) as bar:
         result = predict(request, progress=bar)
     report, out = result.report, Path(args.output)
@@ -171,6 +171,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{args.input}: {len(report['organs'])} organ(s) contoured with "
           f"{result.model} in {report['seconds']['total']:.1f} s -> {out}/")
+    if "pseudo_mri" in report["files"]:
+        print(f"  inputs: {' + '.join(report['inputs'])}; pseudo-MRI: "
+              f"{out / report['files']['pseudo_mri']}")
     if args.model is None:
         print(f"  model chosen: {result.choice['model']}: {result.choice['reason']}")
     sex = report.get("sex")
@@ -768,6 +771,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): the networks in the reduced precision the device "
                         "computes natively (float16 on CUDA, bfloat16 on a CPU with AVX512-BF16 "
                         "or AMX, else float32); fp32: float32 everywhere")
+    p.add_argument("--pseudo-mri", action="store_true",
+                   help="a CT + pseudo-MRI model: also write the pseudo-MRI its networks saw, on "
+                        "the CT's grid (pseudo_mri.nii.gz; pseudo_mri/ as a DICOM MR series for "
+                        "a DICOM CT); refused for a model that takes the CT alone")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 

@@ -230,8 +230,13 @@ class ContourModel:
         return "\n".join(lines)
 
     def to(self, device: torch.device | str) -> ContourModel:
+        """Move the networks (and the generators of the recipes' channel steps) to ``device``."""
+        device = str(torch.device(device))
         for m in self.members.values():
             m.net.to(device).eval()
+            if m.recipe is not None:
+                m.recipe = m.recipe.to(device)
+        self.recipe = self.recipe.to(device)
         return self
 
 
@@ -380,7 +385,7 @@ def _run_own_grid(model: ContourModel, member: Member, organs: Sequence[str],
     first, last = np.floor(idx.min(0)), np.ceil(idx.max(0))
     size = tuple(int(max(s, last[a] - first[a] + 1)) for a, s in enumerate(member.roi.size))
     box = roi_box((first + last) / 2.0, size, fine.shape)
-    x = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))[None, None]
+    x = torch.from_numpy(pre.stacked())[None]
     crop = _crop(x.to(device), box, size)
     mirror = model.organs.mirror_lookup()[:model.classes]
     inferer = SlidingWindowInferer(member.patch_size, amp=amp)

@@ -19,6 +19,8 @@ members              {name: {"network": spec, "state_dict", "patch_size", "roi":
 rule, fallback       {organ: member}
 largest_component    {organ: bool}
 info                 JSON provenance: training command, seed, time, validation Dice, ...
+generators           (version 4, optional) {SHA-256: generator} of the pseudo-MRI generators
+                     the recipes need (a model whose networks take CT + pseudo-MRI)
 ==================== ==========================================================================
 
 :func:`load_model` also takes a training checkpoint (``best.pt``/``last.pt`` of
@@ -36,7 +38,9 @@ from autocontour.artifacts.files import (
     CHECKPOINT,
     MODEL,
     VERSIONS,
+    bound_recipe,
     build_network,
+    generators_payload,
     read_file,
     trained_network,
     write_file,
@@ -81,6 +85,11 @@ def save_model(model: ContourModel, path: str | Path, *, half: bool = True,
                "recipe": model.recipe.to_dict(), "expect": model.expect.to_dict(),
                "members": members, "rule": dict(model.rule), "fallback": dict(model.fallback),
                "largest_component": dict(model.largest_component), "info": model.info}
+    generators: dict = {}
+    for recipe in (model.recipe, *(m.recipe for m in model.members.values() if m.recipe)):
+        generators.update(generators_payload(recipe))
+    if generators:
+        payload["generators"] = generators
     return write_file(path, MODEL, payload, overwrite=overwrite)
 
 
@@ -99,12 +108,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ContourM
         return _from_checkpoint(path, data, device)
     try:
         organs = OrganSet.from_dict(data["organs"])
-        recipe = Recipe.from_dict(data["recipe"])
+        recipe = bound_recipe(path, Recipe.from_dict(data["recipe"]), data)
         saved = dict(data["expect"])
         if data["version"] == 1:  # written before the training record existed
             saved.setdefault("record", None)
         expect = InputExpectations.from_dict(saved)
-        members = {name: _member(path, name, m) for name, m in data["members"].items()}
+        members = {name: _member(path, name, m, data) for name, m in data["members"].items()}
         model = ContourModel(str(data["name"]), organs, recipe, expect, members,
                              dict(data["rule"]), dict(data["fallback"]),
                              dict(data["largest_component"]), dict(data["info"]))
@@ -115,10 +124,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ContourM
     return model.to(device)
 
 
-def _member(path: Path, name: str, data: dict) -> Member:
+def _member(path: Path, name: str, data: dict, file: dict) -> Member:
     net = build_network(path, data["network"], data["state_dict"], f"member {name!r}")
     roi = RoiSpec.from_dict(data["roi"]) if data["roi"] else None
-    recipe = Recipe.from_dict(data["recipe"]) if data.get("recipe") else None
+    recipe = bound_recipe(path, Recipe.from_dict(data["recipe"]), file) \
+        if data.get("recipe") else None
     return Member(name, net, tuple(int(s) for s in data["patch_size"]), roi, recipe)
 
 

@@ -12,6 +12,9 @@ seg.dcm              the same organs as a DICOM-SEG (binary segments); absent wh
 labels.nii.gz        the label map on the input grid (label values of the organ set)
 body.nii.gz          the body outline on the input grid (1 inside), when one was found
 overview.png         a few slices with the contours, for a glance before import
+pseudo_mri.nii.gz    only with ``predict --pseudo-mri`` (a CT + pseudo-MRI model): the pseudo-MRI
+                     the networks saw, on the input grid; ``pseudo_mri/`` the same as a DICOM
+                     MR series in the CT's study and Frame of Reference (DICOM input only)
 report.json          organs found and their volumes (cm³, with a ``flag`` when the anatomy
                      checks doubt them), organs not found, organs removed as clearly wrong
                      (with the reason), the body outline's volume and what of each organ lay
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +51,8 @@ OUTPUT_FILES = {"rtstruct": "rtstruct.dcm", "seg": "seg.dcm", "labels": "labels.
 
 def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
                   source: str = "", overwrite: bool = False,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  extra: dict[str, Any] | None = None,
+                  also: Callable[[Path], dict[str, str]] | None = None) -> dict[str, Any]:
     """Write the RTSTRUCT, SEG, NIfTI labels, overview PNG and report of one run.
 
     Args:
@@ -57,6 +62,9 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
         source: how the report names the input (its path).
         overwrite: replace an existing, non-empty output folder.
         extra: more top-level entries of the report (the job's ``model_choice``).
+        also: writes more files into the (temporary) output folder it is given and returns
+            {kind: file name} for the report's ``files`` (the predict job's pseudo-MRI); it
+            runs inside the atomic folder, so a failure leaves nothing either.
 
     Returns:
         The report (also written as ``report.json``).
@@ -110,6 +118,8 @@ def write_outputs(prediction: Prediction, ct: Volume, out: str | Path, *,
             dicom, other = pool.submit(dicom_outputs), pool.submit(other_outputs)
             other.result()
             rt = dicom.result()
+        if also is not None:
+            files.update(also(tmp))
         if ct.dicom is None:
             files["ct"] = "ct/"
         organs_written = [n for n in rt.written if n != EXTERNAL.name]

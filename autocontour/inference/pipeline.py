@@ -7,7 +7,9 @@ Stages (each timed, each reported to the caller's ``on_stage`` hook):
 2. reorient: permute/flip the CT into the model's layout (no resampling unless oblique);
 3. anatomy: the CT's body regions against the model's training CTs (a pelvis CT given to a
    head-and-neck model is refused unless forced; :mod:`autocontour.inference.anatomy`);
-4. preprocess: the model's recipe (resample, body crop, intensity normalisation);
+4. preprocess: the model's recipe (resample, body crop, intensity normalisation; for a model
+   trained on CT + pseudo-MRI also the CT's pseudo-MRI, derived by the recipe's ``pseudo_mri``
+   step and given to the networks as a second channel);
 5. network <member>: sliding windows (Gaussian, overlap 0.5), optional mirrored TTA, each
    organ from the member the rule picks;
 6. regrid: probabilities interpolated onto the input CT's exact grid, arg-max class by class in
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 
 from autocontour import __version__
+from autocontour.data.recipes import Preprocessed
 from autocontour.errors import InvalidInputError, UnknownOptionError, did_you_mean
 from autocontour.inference.anatomy import (
     AnatomyError,
@@ -56,7 +59,7 @@ from autocontour.inference.combined import ContourModel, combined_probabilities
 from autocontour.inference.model_file import load_model
 from autocontour.inference.postprocess import keep_largest_component
 from autocontour.inference.regrid import labels_on_grid
-from autocontour.io.grid import canonical
+from autocontour.io.grid import canonical, resample_channel
 from autocontour.io.volume import Geometry, LabelMap, Volume
 from autocontour.models.inferer import autocast_dtype
 
@@ -75,6 +78,9 @@ class Prediction:
         body: the body outline (``External``) on the input grid, boolean (z, y, x); None when
             not asked for or not a CT.
         clipped: organ voxels that lay outside the body outline and were removed.
+        derived: the image channels the recipe derived from the CT (name -> volume, e.g.
+            "pseudo-MRI"), as the networks saw them, taken onto the input CT's grid; only when
+            asked for (``Contourer.run(derived=True)``).
     """
 
     labels: LabelMap
@@ -84,6 +90,7 @@ class Prediction:
     safety: SafetyReport = field(default_factory=SafetyReport)
     body: np.ndarray | None = None
     clipped: list[Clipped] = field(default_factory=list)
+    derived: dict[str, Volume] = field(default_factory=dict)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -127,7 +134,9 @@ def contour_on_grid(model: ContourModel, canon: Volume, target: Geometry,
                     organs: Sequence[str], *, tta: bool = False,
                     device: torch.device | str = "cpu",
                     on_stage: Callable[[str], None] | None = None,
-                    precision: str = "fp32") -> tuple[np.ndarray, list[str]]:
+                    precision: str = "fp32",
+                    on_preprocessed: Callable[[Preprocessed], None] | None = None,
+                    ) -> tuple[np.ndarray, list[str]]:
     """Preprocess, run the networks, and take the labels onto ``target`` (no checks).
 
     The core of :meth:`Contourer.run` (stages "preprocess", "network <member>", "regrid"),
@@ -143,6 +152,8 @@ def contour_on_grid(model: ContourModel, canon: Volume, target: Geometry,
         organs: the organs wanted (model names).
         tta, device, on_stage, precision: see :meth:`Contourer.run` (the default here is
             "fp32", as model building validates).
+        on_preprocessed: called with the recipe's output (every input channel on the model
+            grid, and the record) before the networks run.
 
     Returns:
         ``target.shape`` labels (label values of ``model.organs``) and warnings.
@@ -152,9 +163,11 @@ def contour_on_grid(model: ContourModel, canon: Volume, target: Geometry,
             on_stage(name)
 
     pre = model.recipe.apply(canon)
-    image = torch.from_numpy(np.ascontiguousarray(pre.image.array, np.float32))
+    image = torch.from_numpy(pre.stacked())
+    if on_preprocessed is not None:
+        on_preprocessed(pre)
     stage("preprocess")
-    combined = combined_probabilities(model, image[None, None], organs=organs, tta=tta,
+    combined = combined_probabilities(model, image[None], organs=organs, tta=tta,
                                       device=device, on_stage=on_stage,
                                       grid=pre.image.geometry, canonical=canon,
                                       amp=check_precision(precision) == "auto")
@@ -165,6 +178,14 @@ def contour_on_grid(model: ContourModel, canon: Volume, target: Geometry,
         labels[painted > 0] = painted[painted > 0]
     stage("regrid")
     return labels, combined.warnings
+
+
+def channel_on_grid(channel: Volume, target: Geometry) -> Volume:
+    """A derived input channel (on the model grid) linearly interpolated onto ``target`` (the
+    input CT's grid); outside the model grid (a body crop) it takes the channel's minimum."""
+    array = resample_channel(np.asarray(channel.array, np.float32), channel.geometry, target,
+                             outside=float(np.min(channel.array)))
+    return Volume(array, target, modality=channel.modality)
 
 
 class Contourer:
@@ -217,7 +238,8 @@ class Contourer:
 
     def run(self, volume: Volume, *, tta: bool = False, organs: Iterable[str] | None = None,
             name: str = "input", on_stage: Callable[[str], None] | None = None,
-            force: bool = False, body: bool = True, precision: str = "auto") -> Prediction:
+            force: bool = False, body: bool = True, precision: str = "auto",
+            derived: bool = False) -> Prediction:
         """Contour ``volume``.
 
         Args:
@@ -238,6 +260,8 @@ class Contourer:
                 natively (float16 on CUDA, bfloat16 on a CPU with AVX512-BF16 or AMX; float32
                 elsewhere, :func:`~autocontour.models.inferer.autocast_dtype`); "fp32" always
                 in float32.
+            derived: also return the channels the recipe derived from the CT (the pseudo-MRI
+                of a CT + pseudo-MRI model) on ``volume``'s grid (:attr:`Prediction.derived`).
 
         Returns:
             The :class:`Prediction`: labels on ``volume``'s exact grid, stage times, warnings.
@@ -281,9 +305,14 @@ class Contourer:
                     warnings.append(f"contoured despite the anatomy check (--force): {refusal}")
                 warnings += safety.anatomy.warnings
             finished("anatomy")
+            kept: list[Preprocessed] = []
             labels, more = contour_on_grid(model, canon, volume.geometry, wanted, tta=tta,
                                            device=self.device, on_stage=finished,
-                                           precision=precision)
+                                           precision=precision,
+                                           on_preprocessed=kept.append if derived else None)
+            channels = {name: channel_on_grid(c, volume.geometry) for pre in kept
+                        for name, c in zip(model.recipe.inputs()[1:], pre.extra, strict=True)}
+            del kept
             warnings += more
             lcc = [model.organs.by_name(o).label for o in wanted
                    if model.largest_component.get(o, False)]
@@ -317,7 +346,8 @@ class Contourer:
         finished("organ checks")
         seconds["total"] = round(sum(seconds.values()), 3)
         described = {**self.describe(tta, wanted), "precision": self.precision_of(precision)}
-        return Prediction(result, seconds, warnings, described, safety, outline, clipped)
+        return Prediction(result, seconds, warnings, described, safety, outline, clipped,
+                          channels)
 
     def precision_of(self, precision: str = "auto") -> str:
         """The number type the networks run in for ``precision`` on this contourer's device."""
@@ -337,4 +367,10 @@ class Contourer:
                 "rule": {o: model.member_for(o) for o in wanted},
                 "largest_component": {o: bool(model.largest_component.get(o, False))
                                       for o in wanted},
-                "recipe": model.recipe.name, "tta": tta, "device": str(self.device)}
+                "recipe": model.recipe.name, "inputs": self.inputs,
+                "tta": tta, "device": str(self.device)}
+
+    @property
+    def inputs(self) -> list[str]:
+        """The image channels the networks take, e.g. ["CT"] or ["CT", "pseudo-MRI"]."""
+        return self.model.recipe.inputs(self.model.expect.modality)

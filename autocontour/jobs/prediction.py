@@ -12,7 +12,8 @@ in, so the model is loaded once::
     result = predict(PredictRequest("ct_folder/", "contours/"), progress=show)
     print(result.report["organs"])
 
-Outputs (``rtstruct.dcm``, ``seg.dcm``, ``labels.nii.gz``, ``overview.png``, ``report.json``) are
+Outputs (``rtstruct.dcm``, ``seg.dcm``, ``labels.nii.gz``, ``overview.png``, ``report.json``;
+with ``pseudo_mri`` also ``pseudo_mri.nii.gz`` and ``pseudo_mri/``) are
 written into a temporary folder that is renamed when complete
 (:func:`~autocontour.inference.outputs.write_outputs`); an existing result is replaced only with
 ``overwrite``.
@@ -21,16 +22,18 @@ written into a temporary folder that is renamed when complete
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from autocontour.errors import InvalidInputError
 from autocontour.inference.catalogue import choose_model, resolve_model
 from autocontour.inference.outputs import write_outputs
-from autocontour.inference.pipeline import Contourer, check_precision
-from autocontour.io.formats import read_volume
+from autocontour.inference.pipeline import Contourer, Prediction, check_precision
+from autocontour.io.formats import read_volume, write_volume
 from autocontour.io.volume import LabelMap, Volume
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter, use_threads
 from autocontour.jobs.checks import check_input, check_output_folder
@@ -59,6 +62,11 @@ class PredictRequest:
             the CPUs the process may use, :func:`~autocontour.jobs.base.default_threads`).
         precision: "auto" (the networks in the reduced precision the device computes natively:
             float16 on CUDA, bfloat16 on a CPU with AVX512-BF16 or AMX) or "fp32".
+        pseudo_mri: also write the pseudo-MRI a CT + pseudo-MRI model's networks saw, on the
+            CT's grid: ``pseudo_mri.nii.gz`` and, for a DICOM CT, the DICOM MR series
+            ``pseudo_mri/`` in the CT's study and Frame of Reference. A model that takes the CT
+            alone is refused (nothing is written). The values are the generator's scale, [-1, 1]
+            (the training MRs' 0.5/99.5 percentiles at -1 and 1).
     """
 
     input: str | Path
@@ -73,6 +81,41 @@ class PredictRequest:
     force: bool = False
     threads: int | None = None
     precision: str = "auto"
+    pseudo_mri: bool = False
+
+
+PSEUDO_MRI = "pseudo-MRI"
+PSEUDO_MRI_FILES = {"pseudo_mri": "pseudo_mri.nii.gz", "pseudo_mri_dicom": "pseudo_mri/"}
+
+
+def check_pseudo_mri(contourer: Contourer, request: PredictRequest) -> None:
+    """Refuse ``pseudo_mri`` for a model whose networks do not take a pseudo-MRI.
+
+    Raises:
+        InvalidInputError: naming the model and what it takes.
+    """
+    if request.pseudo_mri and PSEUDO_MRI not in contourer.inputs:
+        raise InvalidInputError(
+            f"--pseudo-mri: model {contourer.model.name!r} takes "
+            f"{' + '.join(contourer.inputs)} only, no pseudo-MRI; use a model trained with "
+            "'pseudo_mri:' in its training config")
+
+
+def _pseudo_mri_writer(prediction: Prediction, ct: Volume) -> Callable[[Path], dict[str, str]]:
+    """The ``also`` hook of :func:`write_outputs` that writes the pseudo-MRI files."""
+    from autocontour.io.dicom_write import write_dicom_series
+    from autocontour.jobs.pseudo_mri import dicom_series_kwargs
+
+    def write(folder: Path) -> dict[str, str]:
+        mr = prediction.derived[PSEUDO_MRI]
+        write_volume(mr, folder / PSEUDO_MRI_FILES["pseudo_mri"])
+        files = {"pseudo_mri": PSEUDO_MRI_FILES["pseudo_mri"]}
+        if ct.dicom is not None:
+            write_dicom_series(mr, folder / PSEUDO_MRI_FILES["pseudo_mri_dicom"].rstrip("/"),
+                               modality="MR", **dicom_series_kwargs(ct))
+            files["pseudo_mri_dicom"] = PSEUDO_MRI_FILES["pseudo_mri_dicom"]
+        return files
+    return write
 
 
 @dataclass
@@ -161,7 +204,9 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
     Raises:
         OutputExistsError: the output holds files and ``overwrite`` is False (checked before
             anything is read).
-        InvalidInputError: an unreadable or refused input, an unknown organ, a bad model file.
+        InvalidInputError: an unreadable or refused input, an unknown organ, a bad model file,
+            ``pseudo_mri`` with a model that takes no pseudo-MRI (before the CT is
+            contoured).
         AnatomyError: no model named and no shipped model fits the CT (nothing written).
         JobCancelled: ``cancel`` said stop.
     """
@@ -198,6 +243,7 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
         choice = {"model": str(request.model), "reason": "named (--model)"}
     else:
         choice = {"model": contourer.model.name, "reason": "given by the caller"}
+    check_pseudo_mri(contourer, request)
     if choose:
         reporter.extend(["load model", *contourer.stages(request.organs), "write"], keep=2)
     else:
@@ -207,10 +253,13 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None,
         ct = read()
     prediction = contourer.run(ct, tta=request.tta, organs=request.organs, name=source,
                                on_stage=reporter.finished, force=request.force,
-                               precision=request.precision)
+                               precision=request.precision, derived=request.pseudo_mri)
     prediction.warnings[:0] = warnings
+    also = _pseudo_mri_writer(prediction, ct) if request.pseudo_mri else None
     report = write_outputs(prediction, ct, out, source=source, overwrite=request.overwrite,
-                           extra={"model_choice": choice})
+                           extra={"model_choice": choice,
+                                  "inputs": prediction.model.get("inputs", ["CT"])},
+                           also=also)
     reporter.finished("write", str(out), last=True)
     return PredictResult(out, report, contourer.model.name, prediction.labels,
                          list(report["warnings"]), choice, prediction.body, contourer.source)

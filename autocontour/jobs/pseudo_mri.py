@@ -140,7 +140,7 @@ class PseudoMRIConvertResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _dicom_kwargs(ct: Volume) -> dict[str, Any]:
+def dicom_series_kwargs(ct: Volume) -> dict[str, Any]:
     """Patient, study and position of a DICOM CT, for the MR series that joins its study."""
     ref, header = ct.dicom, getattr(ct.dicom, "header", None)
     if ref is None or header is None:
@@ -202,7 +202,7 @@ def convert_pseudo_mri(request: PseudoMRIConvertRequest,
     try:
         tmp.mkdir(parents=True)
         write_volume(mr, tmp / NIFTI_NAME)
-        ref = write_dicom_series(mr, tmp / DICOM_NAME, modality="MR", **_dicom_kwargs(ct))
+        ref = write_dicom_series(mr, tmp / DICOM_NAME, modality="MR", **dicom_series_kwargs(ct))
         seconds["write"] = time.perf_counter() - t
         report = {"input": str(request.input), "model": str(request.model),
                   "model_step": model.step, "shape_xyz": list(ct.shape[::-1]),

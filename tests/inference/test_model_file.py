@@ -54,7 +54,7 @@ def test_incompatible_version_names_the_writer(tmp_path: Path) -> None:
     torch.save(data, path)
     newer = MODEL_FORMAT_VERSION + 1
     with pytest.raises(InvalidInputError, match=rf"version {newer}, written by autocontour "
-                       r"9\.0\.0.*reads version 1, 2 and 3"):
+                       r"9\.0\.0.*reads version 1, 2, 3 and 4"):
         load_model(path)
 
 
@@ -126,8 +126,22 @@ def test_a_version_1_model_file_still_loads_without_a_record(tmp_path: Path) -> 
     """Model files written before the training record (version 1) load; they have no record."""
     path = save_model(tiny_real_model(), tmp_path / "m.pt")
     data = torch.load(path, weights_only=True)
-    assert data["version"] == MODEL_FORMAT_VERSION == 3 and "record" in data["expect"]
+    assert data["version"] == MODEL_FORMAT_VERSION == 4 and "record" in data["expect"]
     data["version"] = 1
     del data["expect"]["record"]
     torch.save(data, path)
     assert load_model(path).expect.record is None
+
+
+def test_a_version_3_model_file_loads_as_before(tmp_path: Path) -> None:
+    """Version 4 only added the optional ``generators`` (pseudo-MRI models): a one-channel
+    model writes none, and the same file labelled version 3 loads to the same model."""
+    model = tiny_real_model()
+    path = save_model(model, tmp_path / "m.pt")
+    data = torch.load(path, weights_only=True)
+    assert "generators" not in data
+    data["version"] = 3
+    torch.save(data, path)
+    loaded = load_model(path)
+    assert loaded.recipe == model.recipe and loaded.recipe.inputs() == ["CT"]
+
