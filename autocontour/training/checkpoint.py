@@ -20,6 +20,8 @@ organs, fold         ``OrganSet.to_dict()``, the fold trained
 best_metric          best mean validation Dice so far (None before the first validation)
 best_epoch, best_row the epoch that reached it and its metrics row
 seconds, stopped     training time so far; None, or why the run ended ("epochs", "min_lr")
+generators           (format 2, only with ``pseudo_mri`` in the config) {SHA-256: the CT -> MR
+                     generator the recipe's pseudo_mri step runs}
 ==================== ==========================================================================
 """
 

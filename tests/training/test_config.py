@@ -39,7 +39,8 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     assert TrainConfig.from_dict({**BASE, "augmentation": None}).augmentation is None
 
 
-@pytest.mark.parametrize("name", ["pelvis_ctv_unet3d.yaml", "hn_dynunet.yaml"])
+@pytest.mark.parametrize("name", ["pelvis_ctv_unet3d.yaml", "hn_dynunet.yaml",
+                                  "seg_ct_pseudo_mri_hn.yaml"])
 def test_example_configs_load(name: str) -> None:
     config = TrainConfig.from_yaml(CONFIGS / name)
     assert TrainConfig.from_dict(config.to_dict()) == config
