@@ -178,3 +178,21 @@ def test_bad_dims_and_unknown_keys_are_refused():
         build_augmentation(AugmentConfig(), HEAD_NECK, 4)
     with pytest.raises(UnknownOptionError, match="did you mean 'noise_var'"):
         AugmentConfig.from_dict({"noise_variance": 0.01})
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_spatial_transforms_move_every_channel_alike(hn_case, dims):
+    """A CT + pseudo-MRI sample: two channels see one and the same flip, affine and elastic."""
+    ct = hn_case.ct.array.astype(np.float32) / 1000.0
+    image = np.stack([ct, ct])
+    label = hn_case.labels.array[None].astype(np.uint8)
+    if dims == 2:
+        image, label = image[:, 10], label[:, 10]
+    config = AugmentConfig(affine_prob=1.0, elastic_prob=1.0, flip_prob=0.5, gamma_prob=0.0,
+                           noise_prob=0.0)
+    for seed in range(3):
+        out = build_augmentation(config, HEAD_NECK, dims, seed=seed)(
+            {"image": image, "label": label})
+        assert out["image"].shape == image.shape
+        assert not torch.equal(out["image"][0], torch.from_numpy(image[0]))  # it moved
+        assert torch.equal(out["image"][0], out["image"][1])
