@@ -58,7 +58,7 @@ def test_later_grid_steps_move_the_pseudo_mri_with_the_ct(hn_case: PhantomCase,
     plain = Recipe("clip-resample", (ClipIntensity(-1000, 1500), ZScore(mode="image"),
                                       Resample(shape=(10, 24, 24))))
     recipe = bound(plain, generator)
-    assert [s.kind for s in recipe.steps][0] == "pseudo_mri"  # before the first intensity step
+    assert recipe.steps[0].kind == "pseudo_mri"  # before the first intensity step
     done = recipe.apply(hn_case.ct)
     ct, mr = done.channels
     assert ct.shape == mr.shape == (10, 24, 24)
