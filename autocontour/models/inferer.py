@@ -125,11 +125,13 @@ class SlidingWindowInferer:
                  "device": torch.device(self.out_device)}
         if spatial_dims(net) == 2:
             slices = image[0].movedim(1, 0)  # (Z, C, Y, X): slices as a batch
-            return sliding_window_inference(slices, self.patch_size[1:],
+            padded, kept = pad_to_window(slices, self.patch_size[1:])
+            return sliding_window_inference(padded, self.patch_size[1:],
                                             self.sw_batch_size or BATCH_2D, forward,
-                                            **where).movedim(1, 0)
-        return sliding_window_inference(image, self.patch_size, self.sw_batch_size or BATCH_3D,
-                                        forward, **where)[0]
+                                            **where)[kept].movedim(1, 0)
+        padded, kept = pad_to_window(image, self.patch_size)
+        return sliding_window_inference(padded, self.patch_size, self.sw_batch_size or BATCH_3D,
+                                        forward, **where)[kept][0]
 
     def probabilities(self, net: nn.Module, image: Tensor, *, tta: bool = False,
                       mirror: Sequence[int] | None = None, lr_axis: int = 2) -> Tensor:
@@ -177,6 +179,29 @@ class SlidingWindowInferer:
                 del flipped
                 probs.mul_(0.5)
             return probs.contiguous()
+
+
+def pad_to_window(image: Tensor, window: Sequence[int]) -> tuple[Tensor, tuple[slice, ...]]:
+    """``image`` (B, C, *spatial) padded to at least ``window`` along each spatial axis with
+    each channel's minimum, and the slices that cut the original back out of an output.
+
+    Training patches that hang past a volume are padded the same way (the cache pads with each
+    channel's minimum, air), so a volume smaller than the window must look alike here. MONAI's
+    own padding fills with 0, which after a z-score is soft tissue: a band of "tissue" around a
+    small volume that no training patch ever showed.
+    """
+    spatial = image.shape[2:]
+    short = [max(0, int(w) - int(n)) for n, w in zip(spatial, window, strict=True)]
+    kept = (slice(None), slice(None),
+            *(slice(s // 2, s // 2 + n) for s, n in zip(short, spatial, strict=True)))
+    if not any(short):
+        return image, kept
+    lows = image.transpose(0, 1).flatten(1).amin(1)  # (C,) each channel's minimum
+    out = lows.view(1, -1, *([1] * len(spatial))).to(image.dtype).expand(
+        image.shape[0], image.shape[1], *(n + s for n, s in zip(spatial, short, strict=True)))
+    out = out.clone()
+    out[kept] = image
+    return out, kept
 
 
 def _softmax_(logits: Tensor) -> Tensor:

@@ -203,3 +203,29 @@ def test_reduced_precision_only_where_the_device_computes_it(monkeypatch) -> Non
     assert net.seen == {torch.float32}
     assert low.dtype == torch.float32  # blended and returned in float32 all the same
     torch.testing.assert_close(low, full, atol=0.02, rtol=0)
+
+
+class ContextNet(nn.Module):
+    """Answers with each voxel minus the mean of everything it is shown: padding shows."""
+
+    spatial_dims = 3
+
+    def forward(self, x: Tensor) -> Tensor:
+        centred = x[:, :1] - x[:, :1].mean(dim=(2, 3, 4), keepdim=True)
+        return torch.cat([-centred, centred], dim=1)
+
+
+def test_a_volume_smaller_than_the_window_is_padded_like_a_training_patch() -> None:
+    """Training patches past a volume's edge are padded with each channel's minimum (the
+    cache's rule); the inferer must show the network the same, not MONAI's zeros."""
+    from autocontour.models.inferer import pad_to_window
+
+    image = _image(4, 6, 5)
+    logits = SlidingWindowInferer((4, 8, 8)).logits(ContextNet(), image)
+    padded = torch.full((1, 1, 4, 8, 8), float(image.min()))
+    padded[:, :, :, 1:7, 1:6] = image
+    expected = ContextNet()(padded)[0][:, :, 1:7, 1:6]
+    torch.testing.assert_close(logits, expected)
+    two = torch.cat([image, image + 5.0], dim=1)  # each channel its own minimum
+    out, kept = pad_to_window(two, (4, 8, 8))
+    assert float(out[0, 1].min()) == float(two[0, 1].min()) and torch.equal(out[kept], two)
