@@ -85,7 +85,10 @@ def hn_plans(scale: float = 1.0, work: Path | None = None) -> list[MemberPlan]:
                        "channels": [8, 16, 32, 48],
                        "strides": [[1, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]]}},
                    "patch_size": [16, 96, 96], "batch_size": 2,
-                   "epochs": _epochs(10, scale), "steps_per_epoch": 100,
+                   # 1000 steps learnt only the optic nerves, chiasm and pituitary (Dice 0 for
+                   # the lenses, inner ears and cochleae on validation); 2000 steps added the
+                   # inner ears and cochleae: the small lateral organs learn late
+                   "epochs": _epochs(30, scale), "steps_per_epoch": 100,
                    "val_every": _epochs(10, scale), "organs": list(FINE_ORGANS),
                    "sampling": {"foreground_fraction": 0.9, "organ_sampling": fine_weights}},
                    roi=RoiSpec((16, 96, 96), FINE_ORGANS, "2d", FINE_MARGIN_MM),
