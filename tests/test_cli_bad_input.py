@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from autocontour import cli
@@ -368,3 +370,24 @@ def test_a_zip_with_extras_is_not_bad_input(ct_dir: Path, tmp_path: Path,
     assert "escape.dcm (name leaves the archive's folder (../), not read)" in err
     code, out, _ = _run(capsys, ["info", str(archive)])
     assert code == 0 and "README.TXT" in out
+
+
+def test_a_predict_process_ends_quickly_with_every_output_complete(ct_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    """The console command skips the interpreter's teardown after a successful predict
+    (os._exit): every file must be complete and all it printed must arrive all the same."""
+    root = Path(cli.__file__).parent.parent
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "autocontour.cli", "predict", str(ct_dir), "-o",
+                           str(out), "--quiet", "--threads", "1"], cwd=root,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "organ(s) contoured" in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("  stages: ")
+    report = json.loads((out / "report.json").read_text())
+    assert report["organs"] and (out / "rtstruct.dcm").stat().st_size > 0
+    assert pydicom.dcmread(out / "rtstruct.dcm").StructureSetROISequence
+    failed = subprocess.run([sys.executable, "-m", "autocontour.cli", "predict", str(ct_dir),
+                             "-o", str(out), "--quiet"], cwd=root, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert failed.returncode == 2 and "already holds files" in failed.stderr  # as before
