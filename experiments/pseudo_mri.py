@@ -121,7 +121,7 @@ class Size:
 SIZES = {
     "small": Size({"head-neck": (48, 128, 128), "pelvis": (32, 128, 128)}, gan_cases=8,
                   seg_cases=8, test_cases=8, gan_steps=600, gan_width=16, crop=96, gan_batch=2,
-                  seg_epochs=10, seg_steps_per_epoch=25, seg_width=16, seg_batch=8),
+                  seg_epochs=40, seg_steps_per_epoch=25, seg_width=16, seg_batch=8),
     # the source's size: 256 x 256 slices, 64-channel CycleGANs (for a GPU: --device cuda)
     "full": Size({"head-neck": (96, 256, 256), "pelvis": (64, 256, 256)}, gan_cases=20,
                  seg_cases=20, test_cases=20, gan_steps=40000, gan_width=64, crop=256,
