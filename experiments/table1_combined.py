@@ -395,8 +395,11 @@ def readme(results: Mapping[int, Mapping[str, Any]], summary: Mapping[str, Any],
 # ----------------------------------------------------------------------------- training
 
 
-def member_budget(fold_dir: Path, member: str, planned: Mapping[str, Any]) -> dict[str, Any]:
-    """What a member run was asked for (its config.yaml, else the plan) and what it did."""
+def member_budget(fold_dir: Path, member: str, planned: Mapping[str, Any],
+                  region: bool = False) -> dict[str, Any]:
+    """What a member run was asked for (its config.yaml, else the plan) and what it did,
+    with the epoch whose checkpoint the model uses (``chosen_epoch``: the best validation
+    epoch; a region member's last, see ``train_member``)."""
     import yaml
 
     run = fold_dir / member
@@ -407,7 +410,8 @@ def member_budget(fold_dir: Path, member: str, planned: Mapping[str, Any]) -> di
                                                          "batch_size", "patch_size")}
     if (run / "result.json").is_file():
         result = json.loads((run / "result.json").read_text())
-        budget.update(steps_done=result.get("steps"), stopped=result.get("stopped"))
+        budget.update(steps_done=result.get("steps"), stopped=result.get("stopped"),
+                      chosen_epoch=result.get("epochs") if region else result.get("best_epoch"))
     log = run / "metrics.jsonl"
     if log.is_file():
         lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
@@ -439,7 +443,7 @@ def built_with_other_plans(fold_dir: Path, plans: Sequence[Any]) -> str | None:
         if not path.is_file():
             return f"{path} missing"
         ran = TrainConfig.from_yaml(path).to_dict()
-        where = {k: ran[k] for k in ("dataset", "out", "fold", "folds")}
+        where = {k: ran.get(k) for k in ("dataset", "out", "fold", "folds", "test_fold")}
         planned = TrainConfig.from_dict({**plan.config, **where}).to_dict()
         differs = sorted(k for k, v in planned.items() if ran.get(k) != v)
         if differs:
@@ -462,14 +466,36 @@ def committed_fold(out: Path, fold: int, plans: Sequence[Any]) -> dict[str, Any]
     return data if data.get("plans") == plan_configs(plans) else None
 
 
+def inner_fold(fold: int, folds: int) -> int:
+    """The fold whose validation cases choose for outer fold ``fold`` in nested mode: the next
+    one, so that the 8 test cases, 8 choosing cases and 24 training cases are whole folds."""
+    return (fold + 1) % folds
+
+
+def fold_scores(data: Mapping[str, Any], nested: bool) -> dict[str, Any]:
+    """A fold's table entry from its ``validation.json``: in nested mode the test cases' scores
+    (``test``), with the choosing cases' member means kept as ``inner``."""
+    if not nested:
+        return {**data, "selection": "held-out"}
+    if "test" not in data:
+        raise SystemExit("a fold built without test cases (not nested) cannot be tabulated "
+                         "with --selection inner; pass another --work")
+    keep = {k: data.get(k) for k in ("rule", "fallback", "largest_component")}
+    return {**keep, "cases": data["test"]["cases"], "member_dice": data["test"]["member_dice"],
+            "inner": {"member_dice": data["member_dice"]}, "selection": "inner"}
+
+
 def run_fold(fold: int, args: argparse.Namespace, recipe_module: Any) -> dict[str, Any] | None:
-    """A fold's validation.json content (building the fold when needed), with its budget.
+    """A fold's scores (building the fold when needed), with its budget.
 
     Order: the fold's training folder (``<work>/fold_k/validation.json``), then its scores kept
     in ``<out>/folds/fold_k.json`` if they were made with the same member plans, else build it.
+    ``--selection inner`` (nested): the members train on the three other folds, the fold after
+    k (:func:`inner_fold`) chooses checkpoints, schedule and rule, and fold k only scores.
     """
     fold_dir = args.work / f"fold_{fold}"
     plans = recipe_module.plans(args.scale)
+    nested = args.selection == "inner"
     if not (fold_dir / "validation.json").is_file():
         kept = committed_fold(args.out, fold, plans)
         if kept is not None:
@@ -486,10 +512,12 @@ def run_fold(fold: int, args: argparse.Namespace, recipe_module: Any) -> dict[st
 
         dataset = recipe_module.make_dataset(args.work, args.cases)
         started = time.perf_counter()
+        which: dict[str, Any] = {"fold": inner_fold(fold, args.folds), "test_fold": fold} \
+            if nested else {"fold": fold}
         build_model(BuildModelRequest(dataset, fold_dir, tuple(plans), name=f"hn-phantom-fold{fold}",
-                                      model_path=fold_dir / "model.pt", fold=fold,
-                                      folds=args.folds,
-                                      info={"command": " ".join(sys.argv), "experiment": "table1"}))
+                                      model_path=fold_dir / "model.pt", folds=args.folds,
+                                      info={"command": " ".join(sys.argv), "experiment": "table1"},
+                                      **which))
         print(f"fold {fold}: built in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     else:
         stale = built_with_other_plans(fold_dir, plans)
@@ -498,8 +526,10 @@ def run_fold(fold: int, args: argparse.Namespace, recipe_module: Any) -> dict[st
                              f"({stale}), e.g. the shipped model at another --scale; pass the "
                              "same --scale, or another --work to build this fold afresh")
         print(f"fold {fold}: re-using {fold_dir}/validation.json")
-    data = json.loads((fold_dir / "validation.json").read_text())
-    data["budget"] = {p.name: member_budget(fold_dir, p.name, p.config) for p in plans}
+    data = fold_scores(json.loads((fold_dir / "validation.json").read_text()), nested)
+    data["budget"] = {p.name: member_budget(fold_dir, p.name, p.config,
+                                         getattr(p, "roi", None) is not None)
+                      for p in plans}
     data["plans"] = plan_configs(plans)
     record = fold_record(args.out, fold)
     record.parent.mkdir(parents=True, exist_ok=True)
@@ -515,16 +545,31 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every member's epochs (finished members are re-used as "
                              "they are)")
-    parser.add_argument("--work", type=Path, default=Path("runs/default-model"),
-                        help="the shipped model's working folder (data set, fold_k/ runs)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="working folder (data set, fold_k/ runs); default "
+                             "runs/table1_nested, or with --selection held-out the shipped "
+                             "model's runs/hn_phantom_default (its fold 0 is re-used)")
     parser.add_argument("--cases", type=int, default=40, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=Path("experiments/results/table1"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default experiments/results/table1_nested, or with --selection "
+                             "held-out experiments/results/table1")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--selection", choices=("inner", "held-out"), default="inner",
+                        help="inner (default): nested; each fold's checkpoints, learning-rate "
+                             "schedule and rule are chosen on the next fold's cases and the "
+                             "members train on the other three; held-out: the source's way, "
+                             "chosen on the scored cases themselves")
     parser.add_argument("--collect-only", action="store_true",
                         help="train nothing: tabulate the folds already built")
     parser.add_argument("--force", action="store_true",
                         help="build a fold even if a member run in it looks busy")
     args = parser.parse_args()
+    nested = args.selection == "inner"
+    if args.work is None:
+        args.work = Path("runs/table1_nested" if nested else "runs/hn_phantom_default")
+    if args.out is None:
+        args.out = Path("experiments/results/table1_nested" if nested
+                        else "experiments/results/table1")
     if any(not 0 <= f < args.folds for f in args.folds_to_run):
         parser.error(f"--folds-to-run: folds are 0..{args.folds - 1}")
     import torch
@@ -546,7 +591,7 @@ def main() -> None:
             "dataset": f"{args.cases} head & neck phantoms (seeds {recipe_module.FIRST_CASE_SEED}"
                        f"-{recipe_module.FIRST_CASE_SEED + args.cases - 1}), {args.work}/dataset",
             "settings": f"members from scripts/train_default_model.py plans(scale={args.scale:g})"
-                        f", torch threads {args.threads}"}
+                        f", torch threads {args.threads}", "selection": args.selection}
     paths = write_tables(results, args.out, meta)
     print(paths["table1.md"].read_text())
     print("written: " + ", ".join(str(p) for p in paths.values()))

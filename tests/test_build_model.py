@@ -135,3 +135,61 @@ def test_a_member_data_set_with_other_cases_is_refused(tmp_path: Path):
         build_model(BuildModelRequest(tmp_path / "ds", tmp_path / "runs", plans, name="t",
                                       model_path=tmp_path / "t.pt", fold=0, folds=2))
     assert not (tmp_path / "t.pt").exists() and not (tmp_path / "runs" / "fine").exists()
+
+
+def test_nested_build_keeps_the_test_fold_out_of_training_and_choices(tmp_path: Path):
+    """test_fold: its cases train nothing and choose nothing; the finished model is scored on
+    them (``validation.json``'s ``test``), the choosing cases are another fold's."""
+    write_cases("head-neck", 6, tmp_path / "src", seed=10, shape=(16, 48, 48), dicom=False,
+                progress=False)
+    dataset = tmp_path / "ds"
+    import_dataset(tmp_path / "src", dataset, organs=HEAD_NECK, progress=False)
+    DatasetFolder(dataset).save_recipe(Recipe("t", (
+        Resample(spacing=(8.0, 8.0, 6.0)), ClipIntensity(-1000.0, 1500.0),
+        ZScore(mode="foreground", threshold=-500.0))))
+    splits = DatasetFolder(dataset).make_splits(3, seed=0)
+    plans = (MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D", "kwargs": {
+                 "channels": [4, 8]}}, "patch_size": [1, 16, 16], "batch_size": 2}),
+             MemberPlan("3d", {**COMMON, "network": {"name": "UNet3D", "kwargs": {
+                 "channels": [4, 8], "strides": [[2, 2, 2]] * 2}}, "patch_size": [8, 16, 16],
+                 "batch_size": 1}))
+    reports: list[Progress] = []
+    result = build_model(BuildModelRequest(dataset, tmp_path / "runs", plans, name="t",
+                                           model_path=tmp_path / "t.pt", fold=1, folds=3,
+                                           test_fold=0), progress=reports.append)
+    test, choose = set(splits[0]["val"]), set(splits[1]["val"])
+    assert [r.stage for r in reports][-3:] == ["rule", "test", "write"]
+    info = load_model(result.path).info
+    assert set(info["test_cases"]) == test and info["test_fold"] == 0
+    assert set(info["val_cases"]) == choose
+    assert set(info["train_cases"]) == set(splits[1]["train"]) - test
+    assert not set(info["train_cases"]) & (test | choose)
+    from autocontour.artifacts.config import TrainConfig
+
+    ran = TrainConfig.from_yaml(tmp_path / "runs" / "2d" / "config.yaml")
+    assert ran.test_fold == 0 and ran.fold == 1
+    saved = json.loads((tmp_path / "runs" / "validation.json").read_text())
+    assert set(saved["cases"]) == choose and set(saved["test"]["cases"]) == test
+    for scores in saved["test"]["cases"].values():
+        assert set(scores) == {"2d", "3d", "combined"}
+    assert set(saved["test"]["member_dice"]) == {"2d", "3d", "combined"}
+    # the rule was chosen on the choosing cases, not on the test cases
+    assert saved["rule"] == load_model(result.path).rule
+
+
+@pytest.mark.parametrize("fold, test_fold, match", [
+    (1, 1, "other than fold 1"), (0, 3, "one of folds 0..2")])
+def test_a_test_fold_that_is_the_choosing_fold_or_outside_the_split_is_refused(
+        tmp_path: Path, fold: int, test_fold: int, match: str):
+    from autocontour.errors import InvalidInputError
+
+    write_cases("head-neck", 2, tmp_path / "src", seed=10, shape=(16, 32, 32), dicom=False,
+                progress=False)
+    import_dataset(tmp_path / "src", tmp_path / "ds", organs=HEAD_NECK, progress=False)
+    plans = (MemberPlan("2d", {**COMMON, "network": {"name": "ResUNet2D"},
+                               "patch_size": [1, 16, 16]}),)
+    with pytest.raises(InvalidInputError, match=match):
+        build_model(BuildModelRequest(tmp_path / "ds", tmp_path / "runs", plans, name="t",
+                                      model_path=tmp_path / "t.pt", fold=fold, folds=3,
+                                      test_fold=test_fold))
+    assert not (tmp_path / "t.pt").exists() and not (tmp_path / "runs").exists()

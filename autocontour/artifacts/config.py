@@ -275,6 +275,11 @@ class TrainConfig:
         folds: k of the k-fold split (``DS/splits_<k>fold.json``, created when absent); 1
             trains on every case with no validation (no splits file; e.g. the dataset audit).
         fold: the fold trained when one fold is run.
+        test_fold: a fold of the same split whose validation cases are kept out of this run
+            altogether (nested cross-validation: they are the test cases of an outer fold, and
+            ``fold``'s validation cases, which choose the best checkpoint and drive the
+            learning-rate schedule, come from the other folds). None (left out): every case
+            outside ``fold``'s validation cases trains.
         amp: mixed precision on CUDA (ignored on CPU).
         seed: seed of the splits (when created), sampling, augmentation and initial weights.
         device: "auto" (CUDA when available), "cpu" or "cuda".
@@ -308,6 +313,7 @@ class TrainConfig:
     organs: tuple[str, ...] | None = None
     folds: int = 5
     fold: int = 0
+    test_fold: int | None = None
     amp: bool = True
     seed: int = 0
     device: str = "auto"
@@ -334,6 +340,12 @@ class TrainConfig:
                           ("val_every", 1), ("folds", 1), ("seed", 0), ("num_workers", 0)):
             object.__setattr__(self, name, _number(name, getattr(self, name), int, low))
         object.__setattr__(self, "fold", _number("fold", self.fold, int, 0, self.folds - 1))
+        if self.test_fold is not None:
+            object.__setattr__(self, "test_fold", _number("test_fold", self.test_fold, int, 0,
+                                                          self.folds - 1))
+            if self.test_fold == self.fold:
+                raise InvalidInputError(f"test_fold ({self.test_fold}) must be another fold than "
+                                        f"fold ({self.fold}): its cases would validate the run")
         object.__setattr__(self, "lr", _number("lr", self.lr, float, 0.0, low_open=True))
         object.__setattr__(self, "min_lr", _number("min_lr", self.min_lr, float, 0.0))
         object.__setattr__(self, "weight_decay",
@@ -406,14 +418,14 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML values; ``from_dict(to_dict())`` gives an equal config.
 
-        ``sample_weighting`` and ``pseudo_mri`` are left out when off (None), so the config of
-        a run without them reads exactly as before the options existed, and checkpoints written
-        then still load.
+        ``sample_weighting``, ``pseudo_mri`` and ``test_fold`` are left out when off (None), so
+        the config of a run without them reads exactly as before the options existed, and
+        checkpoints written then still load.
         """
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "pseudo_mri":
+            if f.name in ("pseudo_mri", "test_fold"):
                 if value is not None:
                     out[f.name] = value
                 continue

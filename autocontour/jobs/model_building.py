@@ -84,15 +84,17 @@ class BuildResult:
 
 
 def train_member(plan: MemberPlan, dataset: Path, out: Path, fold: int, folds: int,
-                 callbacks: Sequence[Callback] = ()) -> Path:
+                 callbacks: Sequence[Callback] = (), test_fold: int | None = None) -> Path:
     """Train one member (or re-use a finished run); returns its checkpoint.
 
     The best-validation checkpoint is used for whole-volume members; a region member's
     validation (whole cases) says little about its box, so its last checkpoint is used.
+    ``test_fold``: that fold's validation cases are kept out of the run (nested CV).
     """
     run = out / plan.name
-    config = TrainConfig.from_dict({**plan.config, "dataset": str(plan.dataset or dataset),
-                                    "out": str(run), "fold": fold, "folds": folds})
+    where = {"dataset": str(plan.dataset or dataset), "out": str(run), "fold": fold,
+             "folds": folds, **({} if test_fold is None else {"test_fold": test_fold})}
+    config = TrainConfig.from_dict({**plan.config, **where})
     if not (run / "result.json").is_file():
         Trainer(config, callbacks=list(callbacks), progress=False).fit(
             resume=(run / "last.pt").is_file())
@@ -265,28 +267,59 @@ def _mean_dice(cases: Mapping[str, Any], member: str) -> dict[str, float]:
     return {o: float(np.mean(v)) for o, v in per.items()}
 
 
+def _combined_labels(model: ContourModel, validation: Mapping[str, Any],
+                     device: str | torch.device) -> list[np.ndarray]:
+    """The combined model's labels (model grid, before largest-component) of every case."""
+    return [combined_probabilities(model, image, organs=model.organs.names, device=device)
+            .probabilities.argmax(0).numpy().astype(np.uint8)
+            for image, _ in validation["_images"].values()]
+
+
+def _score_combined(model: ContourModel, validation: dict[str, Any],
+                    preds: Sequence[np.ndarray]) -> None:
+    """Add the combined model's rows (its largest-component switches applied) to
+    ``validation``."""
+    chosen = [o.label for o in model.organs if model.largest_component.get(o.name, True)]
+    for (cid, (_, spacing)), pred in zip(validation["_images"].items(), preds, strict=True):
+        final = keep_largest_component(pred, chosen)
+        validation["cases"][cid]["combined"] = _scores(model, final, validation["_truths"][cid],
+                                                       model.organs.names, spacing)
+    validation["member_dice"]["combined"] = _mean_dice(validation["cases"], "combined")
+
+
 def finish_rule(model: ContourModel, validation: dict[str, Any],
                 device: str | torch.device = "cpu") -> ContourModel:
     """Choose the rule, fall-backs and largest-component switches; score the combined model."""
     rule, fallback = choose_rule(validation["member_dice"], model.organs.names, model.members)
     model = replace(model, rule=rule, fallback=fallback, largest_component={})
-    preds, truths = [], []
-    for cid, (image, _) in validation["_images"].items():
-        probs = combined_probabilities(model, image, organs=model.organs.names,
-                                       device=device).probabilities
-        preds.append(probs.argmax(0).numpy().astype(np.uint8))
-        truths.append(validation["_truths"][cid])
+    preds = _combined_labels(model, validation, device)
+    truths = [validation["_truths"][cid] for cid in validation["_images"]]
     switches = choose_largest_component(preds, truths, model.organs.labels)
-    lcc = {o.name: bool(switches.get(o.label, True)) for o in model.organs}
-    model = replace(model, largest_component=lcc)
-    chosen = [o.label for o in model.organs if lcc[o.name]]
-    for (cid, (_, spacing)), pred, truth in zip(validation["_images"].items(), preds, truths,
-                                               strict=True):
-        final = keep_largest_component(pred, chosen)
-        validation["cases"][cid]["combined"] = _scores(model, final, truth, model.organs.names,
-                                                       spacing)
-    validation["member_dice"]["combined"] = _mean_dice(validation["cases"], "combined")
+    model = replace(model, largest_component={o.name: bool(switches.get(o.label, True))
+                                              for o in model.organs})
+    _score_combined(model, validation, preds)
     return model
+
+
+def score_on_test(model: ContourModel, cache: CaseCache, case_ids: Sequence[str],
+                  folder_of: Mapping[str, DatasetFolder], device: str | torch.device = "cpu"
+                  ) -> dict[str, Any]:
+    """Score a finished model (rule and switches already chosen) on cases that chose nothing.
+
+    Every model-grid member alone and the combined model, as :func:`validate`; an own-grid
+    member on its data set's rendering of the same cases, as :func:`validate_own_grid`.
+    """
+    test = validate(model, cache, case_ids, device)
+    _score_combined(model, test, _combined_labels(model, test, device))
+    test.pop("_images"), test.pop("_truths")
+    own = {name: validate_own_grid(model, name, folder_of[name].cache(), case_ids, device)
+           for name, m in model.members.items() if m.recipe is not None}
+    for name, result in own.items():
+        test["member_dice"][name] = {o: d["own"] for o, d in result["dice"].items()
+                                     if d["own"] is not None}
+    if own:
+        test["own_grid"] = own
+    return test
 
 
 @dataclass(frozen=True)
@@ -301,6 +334,10 @@ class BuildModelRequest:
         model_path: where the model file goes (replaced when it exists: a build is re-run to
             update its model).
         fold, folds: the fold of the k-fold split whose validation cases choose the rule.
+        test_fold: nested cross-validation: this fold's validation cases are kept out of every
+            member's training and of every choice (checkpoint, learning-rate schedule, rule,
+            switches) and the finished model is scored on them (``validation.json``'s
+            ``test``). None: no test cases.
         device: where validation runs.
         info: provenance added to the model file (command, seed, ...).
     """
@@ -312,6 +349,7 @@ class BuildModelRequest:
     model_path: str | Path
     fold: int = 0
     folds: int = 5
+    test_fold: int | None = None
     device: str = "cpu"
     info: Mapping[str, Any] = field(default_factory=dict)
 
@@ -341,8 +379,15 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
     plans, fold, folds = request.plans, request.fold, request.folds
     folder = DatasetFolder(dataset)
     folder.require()
+    if request.test_fold is not None and (not 0 <= request.test_fold < folds
+                                          or request.test_fold == fold):
+        raise InvalidInputError(f"test fold {request.test_fold} must be one of folds 0.."
+                                f"{folds - 1} other than fold {fold}, whose cases choose the "
+                                "rule")
     started = time.perf_counter()
-    stages = [f"train {p.name}" for p in plans] + ["validate", "rule", "write"]
+    test_fold = request.test_fold
+    stages = [f"train {p.name}" for p in plans] + ["validate", "rule"] + \
+        ([] if test_fold is None else ["test"]) + ["write"]
     reporter = Reporter(stages, progress, cancel, job=f"building {request.name}",
                         kept="finished member runs stay and are re-used by the next build")
     reporter.check()
@@ -352,13 +397,17 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
             _share_splits(folder, DatasetFolder(plan.dataset), folds, plan.name)
         hook = _MemberProgress(reporter, plan.name, 1.0 / len(stages),
                                reporter.done / len(stages))
-        checkpoints[plan.name] = train_member(plan, dataset, out, fold, folds, [hook])
+        checkpoints[plan.name] = train_member(plan, dataset, out, fold, folds, [hook],
+                                              test_fold)
         reporter.finished(f"train {plan.name}")
     members, recipe, organs, seconds = load_members(plans, checkpoints)
     if recipe is None or organs is None:
         raise ValueError("no member to build a model from")
     cache = folder.cache()
-    split = folder.splits(folds)[fold]
+    splits = folder.splits(folds)
+    split = dict(splits[fold])
+    test_ids = [] if test_fold is None else list(splits[test_fold]["val"])
+    split["train"] = [c for c in split["train"] if c not in test_ids]
     # the spacing a CT is expected at: the model grid where the recipe resamples to a fixed
     # spacing (training cases of mixed resolutions would give a median that is neither)
     grid = next((st.spacing for st in recipe.steps
@@ -382,7 +431,12 @@ def build_model(request: BuildModelRequest, progress: ProgressCallback | None = 
     validation.pop("_images"), validation.pop("_truths")
     if own_grid:
         validation["own_grid"] = own_grid
-    model.info = {"autocontour_version": __version__, "fold": fold, "folds": folds,
+    nested: dict[str, Any] = {}
+    if test_fold is not None:
+        nested = {"test_fold": test_fold, "test_cases": test_ids}
+        validation["test"] = score_on_test(model, cache, test_ids, folders, request.device)
+        reporter.finished("test", f"{len(test_ids)} test cases")
+    model.info = {"autocontour_version": __version__, "fold": fold, "folds": folds, **nested,
                   "train_cases": list(split["train"]), "val_cases": list(split["val"]),
                   "training_seconds": seconds,
                   "build_seconds": round(time.perf_counter() - started, 1),

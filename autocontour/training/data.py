@@ -146,11 +146,12 @@ def load_records(cache_path: Path) -> dict[str, AppliedRecord]:
     return {cid: AppliedRecord.from_dict(entry["record"]) for cid, entry in cases.items()}
 
 
-def fold_cases(dataset: Path, source: CaseCache, folds: int, fold: int, seed: int
-               ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def fold_cases(dataset: Path, source: CaseCache, folds: int, fold: int, seed: int,
+               test_fold: int | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(train, val) case IDs of ``fold``, making and saving the splits when absent.
 
-    ``folds`` 1: every case trains and none validates.
+    ``folds`` 1: every case trains and none validates. ``test_fold``: that fold's validation
+    cases are left out of training too (nested cross-validation's test cases).
 
     Raises:
         InvalidInputError: unreadable splits, splits naming unknown cases, fewer cases than
@@ -167,7 +168,17 @@ def fold_cases(dataset: Path, source: CaseCache, folds: int, fold: int, seed: in
     if not 0 <= fold < len(splits):
         raise InvalidInputError(f"{folder.splits_path(folds)}: has {len(splits)} folds, fold "
                                 f"{fold} asked for")
-    return tuple(splits[fold]["train"]), tuple(splits[fold]["val"])
+    train, val = tuple(splits[fold]["train"]), tuple(splits[fold]["val"])
+    if test_fold is not None:
+        if not 0 <= test_fold < len(splits) or test_fold == fold:
+            raise InvalidInputError(f"{folder.splits_path(folds)}: test fold {test_fold} must be "
+                                    f"another of its {len(splits)} folds than fold {fold}")
+        test = set(splits[test_fold]["val"])
+        train = tuple(c for c in train if c not in test)
+        if not train:
+            raise InvalidInputError(f"{folder.splits_path(folds)}: no training case is left "
+                                    f"once fold {test_fold}'s test cases are kept out")
+    return train, val
 
 
 def training_recipe(config: TrainConfig, device: str | torch.device = "cpu") -> Recipe:
@@ -210,7 +221,8 @@ def prepare_data(config: TrainConfig, env: DistEnv, progress: bool = True,
             fold_cases(dataset, folder.cache(), config.folds, config.fold, config.seed)
     barrier(env)
     cache = CaseCache(folder.preprocessed_path(recipe))
-    train, val = fold_cases(dataset, cache, config.folds, config.fold, config.seed)
+    train, val = fold_cases(dataset, cache, config.folds, config.fold, config.seed,
+                            config.test_fold)
     return TrainingData(cache, recipe, cache.organs, train, val,
                         trained_organs(config, cache.organs))
 

@@ -86,7 +86,7 @@ def test_kept_folds_are_reused_only_with_the_same_plans(table1: ModuleType,
     record.parent.mkdir(parents=True)
     record.write_text(json.dumps({**fold_scores(3), "plans": table1.plan_configs(plans)}))
     args = argparse.Namespace(work=tmp_path / "work", out=out, scale=1.0, collect_only=True,
-                              force=False, folds=5, cases=40)
+                              force=False, folds=5, cases=40, selection="held-out")
     kept = table1.run_fold(3, args, recipe)
     assert kept is not None and set(kept["cases"]) == {"f3c0", "f3c1"}
     assert not (tmp_path / "work").exists()  # nothing trained, nothing written there
@@ -110,7 +110,7 @@ def test_a_built_fold_with_other_plans_is_not_tabulated(table1: ModuleType,
     where = {"dataset": "ds", "out": str(fold_dir / "2d"), "fold": 0, "folds": 5}
     TrainConfig.from_dict({**plan, **where, "epochs": 28}).to_yaml(fold_dir / "2d" / "config.yaml")
     args = argparse.Namespace(work=tmp_path / "work", out=tmp_path / "out", scale=1.0,
-                              collect_only=True, force=False, folds=5, cases=40)
+                              collect_only=True, force=False, folds=5, cases=40, selection="held-out")
     with pytest.raises(SystemExit, match="built with other member plans .*2d: epochs"):
         table1.run_fold(0, args, recipe)
     # The run's config.yaml spells every default out; only what differs counts.

@@ -68,7 +68,7 @@ def test_precision_is_chosen_recorded_and_checked(monkeypatch) -> None:
     from autocontour.errors import UnknownOptionError
     from autocontour.models import inferer
 
-    ct, truth = sphere_ct()
+    ct, _truth = sphere_ct()
     contourer = Contourer(band_model(spacing=1.0))
     monkeypatch.setattr(inferer, "_cpu_has_bf16", lambda: True)
     low = contourer.run(ct)
