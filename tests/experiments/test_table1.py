@@ -116,3 +116,30 @@ def test_a_built_fold_with_other_plans_is_not_tabulated(table1: ModuleType,
     # The run's config.yaml spells every default out; only what differs counts.
     TrainConfig.from_dict({**plan, **where}).to_yaml(fold_dir / "2d" / "config.yaml")
     assert set(table1.run_fold(0, args, recipe)["cases"]) == {"f0c0", "f0c1"}
+
+
+def test_nested_folds_report_what_choosing_on_the_scored_cases_would_have_said(
+        table1: ModuleType, tmp_path: Path) -> None:
+    """--selection inner: the table scores the test cases; the README gives the inner cases'
+    combined Dice beside it, the hindsight rule and each member's chosen epoch."""
+    results = {}
+    for f in (0, 1):
+        validation = fold_scores(f + 10)  # the inner (choosing) cases
+        validation["member_dice"] = {"combined": {o: 0.95 for o in ORGANS}}
+        test = fold_scores(f)
+        validation["test"] = {"cases": test["cases"], "member_dice": {}}
+        results[f] = table1.fold_scores(validation, nested=True)
+        results[f]["budget"] = {"2d": {"epochs": 14, "chosen_epoch": 12},
+                                "3d_small": {"epochs": 8, "chosen_epoch": 8}}
+    assert set(results[0]["cases"]) == {"f0c0", "f0c1"}  # the test cases, not the inner ones
+    paths = table1.write_tables(results, tmp_path, {"folds": 5})
+    readme = paths["README.md"].read_text()
+    # combined on the test cases: (0.905 + 0.705 + 0.605 + 0.505) / 4 = 0.680
+    assert "(each fold's inner cases): mean 0.950; on the test cases, which chose nothing: " \
+           "0.680 (difference +0.270" in readme
+    assert "fold 0: 2D 12/14, 3D-small 8/8" in readme
+    assert "Nested selection" in readme and "each fold's rule chosen on the other" not in readme
+    assert "| 12 |" in readme  # the chosen-epoch column of the budget table
+    assert "never on the cases scored here" in paths["table1.md"].read_text()
+    with pytest.raises(SystemExit, match="built without test cases"):
+        table1.fold_scores(fold_scores(0), nested=True)
