@@ -598,6 +598,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             check_exists(path)
     if args.out is not None:
         check_output_folder(args.out, what="--out", must_be_empty=False)
+    if args.organs is not None:
+        from autocontour.organs import get_organ_set
+        get_organ_set(args.organs)
+    from autocontour.jobs.label_files import pair_cases  # light: refuses before MONAI loads
+    pair_cases(args.pred, args.gt)
+    if args.compare is not None:
+        pair_cases(args.compare, args.gt)
     from autocontour.evaluation.report import summary_markdown
     from autocontour.evaluation.stats import compare_markdown
     from autocontour.jobs.evaluation import EvaluateRequest, evaluate
@@ -842,7 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synthesize(sub)
 
     p = sub.add_parser("demo", help="run the main job on an embedded phantom case (no download)")
-    p.add_argument("--out", default="autocontour-demo", help="output folder")
+    p.add_argument("-o", "--out", default="autocontour-demo", help="output folder")
     p.add_argument("--seed", type=int, default=90001, help="phantom seed (default: %(default)s)")
     p.add_argument("--shape", type=_shape, default=None, help="grid X x Y x Z, e.g. 128x128x64")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo output")

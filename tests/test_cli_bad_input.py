@@ -96,6 +96,7 @@ BAD = [
     ("predict {d}/ct", "the following arguments are required: -o/--output"),
     # demo
     ("demo --out {d}/afile", "afile: is a file, not a folder"),
+    ("demo -o {d}/afile", "afile: is a file, not a folder"),
     ("demo --out {d}/full", "full: already holds files"),
     ("demo --out {d}/ro/demo", "ro (permission denied)"),
     ("demo --out {d}/out --model {d}/missing.pt", f"missing.pt: {MODEL}"),
@@ -130,6 +131,8 @@ BAD = [
     ("evaluate {d}/empty {d}/empty --organs head-neck --out {d}/ro/r", "(permission denied)"),
     ("evaluate {d}/empty {d}/empty --organs knee", "unknown organ set 'knee'"),
     ("evaluate {d}/empty {d}/empty --tolerance wide", "invalid float value: 'wide'"),
+    ("evaluate {d}/afile {d}/afile", "afile: not a label-map file"),
+    ("evaluate {d}/empty {d}/empty", "empty: no label maps found"),
     # train
     ("train {d}/missing.yaml", "missing.yaml: no such training config"),
     ("train {d}/empty", "empty: is a folder, not a training config"),
@@ -334,6 +337,10 @@ def test_the_progress_bar_is_cleared_before_the_error_line(
 
 def test_refusing_a_missing_input_is_fast_and_never_imports_torch(tmp_path: Path) -> None:
     root = Path(cli.__file__).parent.parent
+    notes = tmp_path / "notes.txt"  # not a label map: evaluate refuses it before MONAI loads
+    notes.write_text("not a label map")
+    empty = tmp_path / "empty"  # a folder without files: predict refuses it unread
+    empty.mkdir()
     argv = ["predict", str(tmp_path / "no-such-ct"), "-o", str(tmp_path / "out")]
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "autocontour.cli", *argv], cwd=root,
@@ -344,7 +351,8 @@ def test_refusing_a_missing_input_is_fast_and_never_imports_torch(tmp_path: Path
     assert seconds < 2.0, f"a refusal took {seconds:.1f} s"
     code = ("import sys\nfrom autocontour.cli import main\n"
             f"assert main({argv!r}) == 2\n"
-            f"assert main(['predict', {str(tmp_path)!r}, '-o', {str(tmp_path / 'o')!r}]) == 2\n"
+            f"assert main(['predict', {str(empty)!r}, '-o', {str(tmp_path / 'o')!r}]) == 2\n"
+            f"assert main(['evaluate', {str(notes)!r}, {str(notes)!r}]) == 2\n"
             "print(','.join(m for m in ('torch', 'monai', 'highdicom', 'matplotlib') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,

@@ -39,94 +39,15 @@ from autocontour.evaluation.stats import compare_markdown, compare_models
 from autocontour.io.formats import read_labels, read_volume
 from autocontour.io.volume import LabelMap
 from autocontour.jobs.base import CancelCheck, ProgressCallback, Reporter
+from autocontour.jobs.label_files import pair_cases
 from autocontour.organs import Organ, OrganSet, get_organ_set
 from autocontour.paths import first_missing, remove_if_no_files
 
-LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".h5", ".hdf5")
 COMPARED_METRICS = ("dice", "hd95_mm", "surface_dice")
 #: Name of the organ set made of the label values found (organs "label 1", "label 2", ...).
 FOUND_LABELS = "label values"
 _COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
             (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212))
-
-
-def _case_name(path: Path) -> str | None:
-    """The case a label file names (its name without the label suffix), or None."""
-    name = path.name
-    for suffix in LABEL_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
-def _labels_in(folder: Path) -> list[Path]:
-    """The ``label.<suffix>`` files directly inside a folder."""
-    return [f for f in sorted(folder.iterdir()) if f.is_file() and _case_name(f) == "label"]
-
-
-def find_label_maps(path: str | Path) -> dict[str, Path]:
-    """Case name -> label-map file, sorted by case.
-
-    A file is one case named after the file; a folder holding ``label.<suffix>`` is one case
-    named after the folder; any other folder holds cases as ``<case>.<suffix>`` files and
-    ``<case>/label.<suffix>`` sub-folders (hidden files and other sub-folders are ignored).
-
-    Raises:
-        InvalidInputError: the path does not exist, is not a label-map file, holds no label maps,
-            or holds one case twice (e.g. ``a.nii.gz`` and ``a/label.nii.gz``).
-    """
-    path = Path(path)
-    if path.is_file():
-        case = _case_name(path)
-        if case is None:
-            raise InvalidInputError(f"{path}: not a label-map file (expected one of "
-                                    f"{', '.join(LABEL_SUFFIXES)}) or a folder of them")
-        return {case: path}
-    if not path.is_dir():
-        raise InvalidInputError(f"{path}: no such file or folder")
-    found: dict[str, list[Path]] = {}
-    if own := _labels_in(path):
-        found[path.name] = own
-    else:
-        for child in sorted(path.iterdir()):
-            if child.name.startswith("."):
-                continue
-            if child.is_file() and (case := _case_name(child)) is not None:
-                found.setdefault(case, []).append(child)
-            elif child.is_dir() and (labels := _labels_in(child)):
-                found.setdefault(child.name, []).extend(labels)
-    if not found:
-        raise InvalidInputError(f"{path}: no label maps found (expected <case>.nii.gz files or "
-                                "<case>/label.nii.gz folders)")
-    for case, files in found.items():
-        if len(files) > 1:
-            raise InvalidInputError(f"{path}: case {case!r} has {len(files)} label maps: "
-                                    f"{', '.join(str(f) for f in files)}")
-    return {case: files[0] for case, files in sorted(found.items())}
-
-
-def pair_cases(pred: str | Path, truth: str | Path) -> dict[str, tuple[Path, Path]]:
-    """Case name -> (prediction file, truth file); two single files make one case.
-
-    Raises:
-        InvalidInputError: one path is a file and the other a folder, a case is missing on
-            either side (all missing cases are named), or ``find_label_maps`` fails.
-    """
-    pred, truth = Path(pred), Path(truth)
-    if pred.is_file() != truth.is_file() and pred.exists() and truth.exists():
-        raise InvalidInputError(f"{pred} and {truth}: give two label-map files or two folders")
-    pred_maps, truth_maps = find_label_maps(pred), find_label_maps(truth)
-    if pred.is_file():
-        case = next(iter(truth_maps))
-        return {case: (pred, truth)}
-    problems = []
-    if missing := sorted(set(truth_maps) - set(pred_maps)):
-        problems.append(f"{pred}: no prediction for case(s) {', '.join(missing)}")
-    if missing := sorted(set(pred_maps) - set(truth_maps)):
-        problems.append(f"{truth}: no truth for case(s) {', '.join(missing)}")
-    if problems:
-        raise InvalidInputError("; ".join(problems))
-    return {case: (pred_maps[case], truth_maps[case]) for case in truth_maps}
 
 
 def label_value_set(values: Iterable[int]) -> OrganSet:
