@@ -598,13 +598,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             check_exists(path)
     if args.out is not None:
         check_output_folder(args.out, what="--out", must_be_empty=False)
-    if args.organs is not None:
-        from autocontour.organs import get_organ_set
-        get_organ_set(args.organs)
-    from autocontour.jobs.label_files import pair_cases  # light: refuses before MONAI loads
-    pair_cases(args.pred, args.gt)
-    if args.compare is not None:
-        pair_cases(args.compare, args.gt)
+    from autocontour.jobs.label_files import check_evaluate_inputs  # before MONAI loads
+    check_evaluate_inputs(args.pred, args.gt, args.compare, args.organs)
     from autocontour.evaluation.report import summary_markdown
     from autocontour.evaluation.stats import compare_markdown
     from autocontour.jobs.evaluation import EvaluateRequest, evaluate

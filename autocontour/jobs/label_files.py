@@ -13,7 +13,7 @@ from autocontour.errors import InvalidInputError
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".h5", ".hdf5")
 
-__all__ = ["LABEL_SUFFIXES", "find_label_maps", "pair_cases"]
+__all__ = ["LABEL_SUFFIXES", "check_evaluate_inputs", "find_label_maps", "pair_cases"]
 
 
 def _case_name(path: Path) -> str | None:
@@ -93,3 +93,19 @@ def pair_cases(pred: str | Path, truth: str | Path) -> dict[str, tuple[Path, Pat
     if problems:
         raise InvalidInputError("; ".join(problems))
     return {case: (pred_maps[case], truth_maps[case]) for case in truth_maps}
+
+
+def check_evaluate_inputs(pred: str | Path, truth: str | Path, compare: str | Path | None = None,
+                          organs: str | None = None) -> None:
+    """The evaluate job's cheap refusals, in its order: an unknown organ set, a path that holds
+    no label map, two sides whose cases do not pair (``compare`` against the truth too).
+
+    Raises:
+        InvalidInputError, UnknownOptionError: the first problem, naming the path or the set.
+    """
+    if organs is not None:
+        from autocontour.organs import get_organ_set
+        get_organ_set(organs)
+    pair_cases(pred, truth)
+    if compare is not None:
+        pair_cases(compare, truth)
