@@ -20,9 +20,12 @@ from autocontour import __version__
 from autocontour.errors import AutocontourError
 from autocontour.jobs.base import default_threads
 from autocontour.jobs.checks import (
+    check_config,
+    check_dataset,
     check_exists,
     check_file,
     check_folder,
+    check_import_source,
     check_input,
     check_model,
     check_output_file,
@@ -352,7 +355,7 @@ def _add_pseudo_mri(sub: argparse._SubParsersAction) -> None:
     """``autocontour pseudo-mri train|convert``: the CT -> MR CycleGAN (spec D1-D4)."""
 
     def cmd_train(args: argparse.Namespace) -> int:
-        check_file(args.config, "pseudo-MRI config")
+        check_config(args.config, "pseudo-MRI config")
         from autocontour.jobs.pseudo_mri import PseudoMRITrainRequest, train_pseudo_mri
         request = PseudoMRITrainRequest(args.config, resume=args.resume, device=args.device,
                                         steps=args.steps)
@@ -444,7 +447,7 @@ def _add_synthesize(sub: argparse._SubParsersAction) -> None:
         return 0
 
     def cmd_train(args: argparse.Namespace) -> int:
-        check_file(args.config, "synthesis config")
+        check_config(args.config, "synthesis config")
         from autocontour.jobs.synthesis import SynthesisTrainRequest, train_synthesis_model
         request = SynthesisTrainRequest(args.config, resume=args.resume, device=args.device)
         with _Bar("synthesize train", args.quiet) as bar:
@@ -549,6 +552,7 @@ def _print_demo(result: dict[str, Any], out: Path, model: str) -> None:
 def _cmd_dataset_import(args: argparse.Namespace) -> int:
     check_folder(args.source, "source folder")
     check_output_folder(args.out, what="--out", must_be_empty=False)
+    check_import_source(args.source)
     from autocontour.errors import InvalidInputError
     from autocontour.jobs.dataset import ImportRequest, import_dataset
     request = ImportRequest(args.source, Path(args.out), organs=args.organs, layout=args.layout,
@@ -568,6 +572,7 @@ def _print_fingerprint(fingerprint: Any, recipe: Any, path: Path) -> None:
 
 
 def _cmd_dataset_fingerprint(args: argparse.Namespace) -> int:
+    check_dataset(args.dataset)
     from autocontour.jobs.dataset import fingerprint_dataset
     result = fingerprint_dataset(args.dataset)
     _print_fingerprint(result.fingerprint, result.recipe, result.recipe_path)
@@ -575,6 +580,7 @@ def _cmd_dataset_fingerprint(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_split(args: argparse.Namespace) -> int:
+    check_dataset(args.dataset)
     from autocontour.jobs.dataset import SplitRequest, split_dataset
     result = split_dataset(SplitRequest(args.dataset, args.folds, args.seed, args.overwrite))
     for k, fold in enumerate(result.splits):
@@ -586,6 +592,7 @@ def _cmd_dataset_split(args: argparse.Namespace) -> int:
 
 def _cmd_dataset_export(args: argparse.Namespace) -> int:
     check_output_folder(args.nnunet, what="--nnunet", can_overwrite=False)
+    check_dataset(args.dataset)
     from autocontour.jobs.dataset import ExportRequest, export_dataset
     result = export_dataset(ExportRequest(args.dataset, args.nnunet, args.name))
     print(f"wrote {result.cases} case(s) in the nnU-Net raw layout to {result.out}")
@@ -622,7 +629,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    check_file(args.config, "training config")
+    check_config(args.config, "training config")
     from autocontour.jobs.training import TrainRequest, train
     request = TrainRequest(args.config, fold=args.fold, all_folds=args.folds == "all",
                            resume=args.resume, device=args.device)
@@ -642,7 +649,7 @@ _RANKING_TEXT = {"model": "the segmenter's disagreement with the contour",
 
 
 def _cmd_dataset_audit(args: argparse.Namespace) -> int:
-    check_folder(args.dataset, "data set folder")
+    check_dataset(args.dataset)
     check_output_folder(args.out, args.overwrite, what="--out")
     if args.run is not None:
         check_exists(args.run)

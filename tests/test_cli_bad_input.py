@@ -143,6 +143,8 @@ BAD = [
     ("dataset import {d}/afile --out {d}/ds", "afile: is a file, not a source folder"),
     ("dataset import {d}/empty --out {d}/afile", "afile: is a file, not a folder"),
     ("dataset import {d}/empty --out {d}/ds --layout zip", "invalid choice: 'zip'"),
+    ("dataset import {d}/empty --out {d}/ds", "empty: empty folder, no cases to import"),
+    ("dataset audit {d}/empty --out {d}/au", "empty: no data set here"),
     ("dataset fingerprint {d}/missing", "missing: no data set here"),
     ("dataset fingerprint {d}/empty", "empty: no data set here"),
     ("dataset split {d}/empty", "empty: no data set here"),
@@ -353,13 +355,17 @@ def test_refusing_a_missing_input_is_fast_and_never_imports_torch(tmp_path: Path
             f"assert main({argv!r}) == 2\n"
             f"assert main(['predict', {str(empty)!r}, '-o', {str(tmp_path / 'o')!r}]) == 2\n"
             f"assert main(['evaluate', {str(notes)!r}, {str(notes)!r}]) == 2\n"
+            f"assert main(['train', {str(notes)!r}]) == 2\n"
+            f"assert main(['dataset', 'split', {str(empty)!r}]) == 2\n"
+            f"assert main(['dataset', 'import', {str(empty)!r}, '--out', "
+            f"{str(tmp_path / 'ds')!r}]) == 2\n"
             "print(','.join(m for m in ('torch', 'monai', 'highdicom', 'matplotlib') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"a refusal imported {done.stdout.strip()}"
-    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
+    assert not any((tmp_path / name).exists() for name in ("out", "o", "ds"))
 
 
 def test_a_zip_with_extras_is_not_bad_input(ct_dir: Path, tmp_path: Path,

@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 0: what everything may use
     ("autocontour", "autocontour.errors"),
     # 1: pure building blocks, independent of each other
-    ("autocontour.organs", "autocontour.evaluation", "autocontour.models", "autocontour.paths"),
+    ("autocontour.organs", "autocontour.evaluation", "autocontour.models", "autocontour.paths",
+     "autocontour.config_files"),
     # 2: files in and out
     ("autocontour.io",),
     # 3: data sets and phantoms, independent of each other

@@ -29,6 +29,7 @@ from typing import Any, Self
 
 import yaml
 
+from autocontour.config_files import read_config_mapping
 from autocontour.data.augment import AugmentConfig
 from autocontour.data.patches import ORGAN_SAMPLING_RULES
 from autocontour.errors import InvalidInputError, UnknownOptionError, did_you_mean, look_up_option
@@ -53,15 +54,9 @@ def config_from_yaml(cls: Any, path: str | Path) -> Any:
         UnknownOptionError: an unknown option (with the closest one).
     """
     path = Path(path)
+    data = read_config_mapping(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read the config ({exc.strerror})") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidInputError(f"{path}: not valid YAML or JSON ({first})") from None
-    try:
-        return cls.from_dict(data if data is not None else {})
+        return cls.from_dict(data)
     except UnknownOptionError as exc:
         raise UnknownOptionError(f"{path}: {exc}") from None
     except InvalidInputError as exc:

@@ -25,16 +25,19 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
 
 from autocontour.data.steps import ChannelStep, IntensityRecord, SourceInfo
 from autocontour.errors import InvalidInputError
 from autocontour.io.volume import Volume
-from autocontour.models.cyclegan import gan_network_from_spec, translate_slices
+
+# PyTorch and the generator network load when a generator is first used, so that reading a
+# recipe (a data set's, a model's) never imports them.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 #: Values below this (HU) must occur in a CT the step converts (air); an image without any is
 #: not a CT in HU (an MR, or a CT already rescaled).
@@ -95,6 +98,8 @@ def generator_digest(spec: Mapping[str, Any], state: Mapping[str, torch.Tensor],
                      normalisation: Normalisation) -> str:
     """SHA-256 of a generator's content: its spec, its weights (names, types, shapes, bytes) and
     its normalisation; the same whichever file the generator was read from."""
+    import torch
+
     h = hashlib.sha256()
     h.update(json.dumps({"spec": spec, "normalisation": normalisation.to_dict()},
                         sort_keys=True, default=str).encode())
@@ -138,6 +143,10 @@ class PseudoMRIGenerator:
         Raises:
             InvalidInputError: the weights do not fit the spec.
         """
+        import torch
+
+        from autocontour.models.cyclegan import gan_network_from_spec
+
         key = str(torch.device(device))
         if key not in self._nets:
             try:
@@ -152,6 +161,8 @@ class PseudoMRIGenerator:
     def translate(self, ct_hu: np.ndarray, batch_slices: int = 4,
                   device: str | torch.device = "cpu") -> np.ndarray:
         """The generator's output, in [-1, 1], for a CT (z, y, x) in HU, slice by slice."""
+        from autocontour.models.cyclegan import translate_slices
+
         unit = self.normalisation.ct_to_unit(ct_hu)
         return translate_slices(unit, self.network(device), batch_slices, device)
 
@@ -240,6 +251,8 @@ class PseudoMRIChannel(ChannelStep):
             raise InvalidInputError(
                 f"{prefix}the recipe's pseudo-MRI step needs generator {self.generator[:12]}, "
                 f"but {has}")
+        import torch
+
         step = PseudoMRIChannel(self.generator, self.batch_slices)
         object.__setattr__(step, "_bound", found)
         object.__setattr__(step, "_device", str(torch.device(device)))

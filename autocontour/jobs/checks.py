@@ -113,6 +113,42 @@ def check_folder(path: str | Path, what: str = "folder") -> Path:
     return path
 
 
+def check_config(path: str | Path, what: str = "config") -> Path:
+    """Refuse a config file that is missing, unreadable, not YAML/JSON or not a mapping (its
+    options are checked by the job that reads it).
+
+    Raises:
+        InvalidInputError: ``"<path>: no such <what>"``, or the reading problem.
+    """
+    from autocontour.config_files import read_config_mapping
+    read_config_mapping(check_file(path, what))
+    return Path(path)
+
+
+def check_dataset(path: str | Path) -> Path:
+    """Refuse a folder that holds no data set (no training cache), as the jobs do, before they
+    are imported.
+
+    Raises:
+        InvalidInputError: see :meth:`~autocontour.data.folder.DatasetFolder.require`.
+    """
+    from autocontour.data.folder import DatasetFolder  # numpy and h5py, not PyTorch
+    DatasetFolder(path).require()
+    return Path(path)
+
+
+def check_import_source(path: str | Path) -> Path:
+    """Refuse a source folder of ``dataset import`` that is missing or holds nothing.
+
+    Raises:
+        InvalidInputError: no such folder, a file, unreadable, or empty (hidden files aside).
+    """
+    folder = check_folder(path, "source folder")
+    if not any(not p.name.startswith(".") for p in folder.iterdir()):
+        raise InvalidInputError(f"{folder}: empty folder, no cases to import")
+    return folder
+
+
 def check_exists(path: str | Path) -> Path:
     """Refuse a path that does not exist (a file or a folder of label maps, say).
 
