@@ -272,6 +272,11 @@ def comparison(results: Mapping[int, Mapping[str, Any]], summary: Mapping[str, A
     return lines
 
 
+def _signed(value: float) -> str:
+    """A difference to 3 decimals with its sign, never "-0.000"."""
+    return f"{round(value, 3) + 0.0:+.3f}"
+
+
 def selection_effect(results: Mapping[int, Mapping[str, Any]], summary: Mapping[str, Any],
                      organs: Sequence[str]) -> list[str]:
     """Nested mode: what choosing on the scored cases would have said, as Markdown lines.
@@ -295,16 +300,18 @@ def selection_effect(results: Mapping[int, Mapping[str, Any]], summary: Mapping[
         on_inner = float(np.mean([np.mean(inner[o]) for o in shared]))
         on_test = float(np.mean([comb[o]["dice"] for o in shared]))
         lines.append(f"- Combined model on the cases that chose its checkpoints and rule (each "
-                     f"fold's inner cases): mean {on_inner:.3f}; on the test cases, which "
-                     f"chose nothing: {on_test:.3f} (difference {on_inner - on_test:+.3f}; "
-                     "part of it is the two case sets' own difference, not selection).")
+                     f"fold's inner cases, the source's way of scoring): mean {on_inner:.3f}; "
+                     f"on the test cases, which chose nothing: {on_test:.3f} (difference "
+                     f"{_signed(on_inner - on_test)}; part of it is the two case sets' own "
+                     "difference, not selection).")
     members = [m for m in ("2d", "3d", "3d_small") if m in summary]
     hindsight = float(np.mean([max(summary[m][o]["dice"] for m in members if o in summary[m])
                                for o in organs if any(o in summary[m] for m in members)]))
     lines.append(f"- Rule picked with hindsight on the test cases (each organ's best member "
-                 f"there): mean {hindsight:.3f}, against {tested:.3f} for the combined model "
-                 f"with the rule chosen on the inner cases (difference "
-                 f"{hindsight - tested:+.3f}).")
+                 f"there, by that member's own Dice, i.e. without the combined model's "
+                 f"largest-component step): mean {hindsight:.3f}, against {tested:.3f} for the "
+                 f"combined model with the rule chosen on the inner cases (difference "
+                 f"{_signed(hindsight - tested)}).")
     chosen = [f"fold {f}: " + ", ".join(
         f"{TITLES.get(m, m)} {b.get('chosen_epoch', '?')}/{b.get('epochs', '?')}"
         for m, b in (results[f].get("budget") or {}).items()) for f in folds]
