@@ -135,8 +135,8 @@ def test_nested_folds_report_what_choosing_on_the_scored_cases_would_have_said(
     paths = table1.write_tables(results, tmp_path, {"folds": 5})
     readme = paths["README.md"].read_text()
     # combined on the test cases: (0.905 + 0.705 + 0.605 + 0.505) / 4 = 0.680
-    assert "(each fold's inner cases): mean 0.950; on the test cases, which chose nothing: " \
-           "0.680 (difference +0.270" in readme
+    assert "(each fold's inner cases, the source's way of scoring): mean 0.950; on the test " \
+           "cases, which chose nothing: 0.680 (difference +0.270" in readme
     assert "fold 0: 2D 12/14, 3D-small 8/8" in readme
     assert "Nested selection" in readme and "each fold's rule chosen on the other" not in readme
     assert "| 12 |" in readme  # the chosen-epoch column of the budget table
