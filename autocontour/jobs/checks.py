@@ -126,12 +126,14 @@ def check_config(path: str | Path, what: str = "config") -> Path:
 
 
 def check_dataset(path: str | Path) -> Path:
-    """Refuse a folder that holds no data set (no training cache), as the jobs do, before they
-    are imported.
+    """Refuse a path that is not a folder holding a data set (no training cache), as the jobs
+    do, before they are imported.
 
     Raises:
-        InvalidInputError: see :meth:`~autocontour.data.folder.DatasetFolder.require`.
+        InvalidInputError: no such folder, a file, unreadable, or see
+            :meth:`~autocontour.data.folder.DatasetFolder.require`.
     """
+    check_folder(path, "data set folder")
     from autocontour.data.folder import DatasetFolder  # numpy and h5py, not PyTorch
     DatasetFolder(path).require()
     return Path(path)
