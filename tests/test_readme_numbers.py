@@ -116,11 +116,15 @@ def _network(s: Source, run: int) -> float:
     return sum(v for k, v in s.json["runs"][run]["seconds"].items() if k.startswith("network"))
 
 
-def _fold_minutes(*folds: int) -> Callable[[Source], list[float]]:
+NESTED = "experiments/results/table1_nested"
+
+
+def _fold_minutes(*folds: int, folder: str = "experiments/results/table1"
+                  ) -> Callable[[Source], list[float]]:
     def minutes(_: Source) -> list[float]:
         out = []
         for k in folds:
-            budget = Source(f"experiments/results/table1/folds/fold_{k}.json").json["budget"]
+            budget = Source(f"{folder}/folds/fold_{k}.json").json["budget"]
             out.append(sum(m["seconds"] for m in budget.values()) / 60)
         return out
     return minutes
@@ -766,9 +770,40 @@ CLAIMS = [
     Claim("the source's monotone {} to {}.", "experiments/results/table21/table21.md",
           lambda s: [_num(s.row("U-Net (baseline, CE)")[6]),
                      _num(s.row("+residual+SE+cycle+Dice loss")[6])]),
+    Claim("(one thread each: {} / {} / {} min of member training), then folds 3-4 ({} / {} min)",
+          f"{NESTED}/folds/fold_0.json", _fold_minutes(0, 1, 2, 3, 4, folder=NESTED)),
+    Claim("the {} organs: **2D {}, 3D {}, combined {}** (HD95 {} / {} / {} mm)",
+          f"{NESTED}/table1.md",
+          lambda s: [len([line for line in s.text.splitlines() if line.startswith("| ")
+                          and "Dice" not in line and "mean " not in line and ":---" not in line]),
+                     *[_num(s.row("mean over organs")[i]) for i in (0, 1, 3, 4, 5, 7)]]),
+    Claim("the pituitary in {} of 5 (from 2D in fold {})", f"{NESTED}/rules.json",
+          lambda s: [sum(f["rule"]["Pituitary"] == "3d_small" for f in s.json.values()),
+                     *[int(k) for k, f in s.json.items() if f["rule"]["Pituitary"] == "2d"]]),
+    Claim("3D-small **{} / {}** against 2D {} / {};", f"{NESTED}/table1.md",
+          lambda s: [_num(s.row(o)[i]) for i in (2, 0) for o in ("OpticChiasm", "Pituitary")]),
+    Claim("best or within 0.001 of the best member for {} of {} organs. The chosen epochs",
+          f"{NESTED}/README.md",
+          lambda s: s.find(r"within 0.001 of the best member\) for (\d+) of (\d+) organs")),
+    Claim("fold 0 to 4: 2D {}, {}, {}, {}, {} of 14; 3D {}, {}, {}, {}, {} of 4",
+          f"{NESTED}/folds/fold_0.json",
+          lambda s: [Source(f"{NESTED}/folds/fold_{k}.json").json["budget"][m]["chosen_epoch"]
+                     for m in ("2d", "3d") for k in range(5)]),
+    Claim("how the source scores) reach **{}**, against **{}** on the test cases (difference +{})",
+          f"{NESTED}/README.md",
+          lambda s: s.find(r"the source's way of scoring\): mean ([\d.]+); on the test cases, "
+                           r"which chose nothing: ([\d.]+) \(difference ([-+\d.]+)")),
+    Claim("Dice) gives {} against {} (difference +{})", f"{NESTED}/README.md",
+          lambda s: s.find(r"largest-component step\): mean ([\d.]+), against ([\d.]+) for "
+                           r"the combined model with the rule chosen on the inner cases "
+                           r"\(difference ([-+\d.]+)")),
+    Claim("nested selection: combined {} on 40 test phantoms, {} where its choices were made",
+          f"{NESTED}/README.md",
+          lambda s: [_num(Source(f"{NESTED}/table1.md").row("mean over organs")[3]),
+                     s.find(r"the source's way of scoring\): mean ([\d.]+)")[0]]),
     Claim("(one thread each; {}, {} and {} min of member training) and then folds 3-4 ({} and {} "
           "min)", "experiments/results/table1/folds/fold_0.json", _fold_minutes(0, 1, 2, 3, 4)),
-    Claim("**2D {}, 3D {}, combined {}** (HD95 {} / {} / {} mm)",
+    Claim("the 24 organs **2D {}, 3D {}, combined {}** (HD95 {} / {} / {} mm)",
           "experiments/results/table1/table1.md",
           lambda s: [_num(s.row("mean over organs")[i]) for i in (0, 1, 3, 4, 5, 7)]),
     Claim("**3D-small {} / {}** against 2D {} / {} and 3D {} / {},",
