@@ -255,8 +255,7 @@ def comparison(results: Mapping[int, Mapping[str, Any]], summary: Mapping[str, A
     crossed = None if nested else cross_fitted_rule(results, organs)
     if crossed is not None and comb:
         in_fold = float(np.mean([comb[o]["dice"] for o in organs if o in comb]))
-        best = float(np.mean([max(summary[m][o]["dice"] for m in members if o in summary[m])
-                              for o in organs if any(o in summary[m] for m in members)]))
+        best = hindsight_mean(summary, organs, members)
         lines.append(f"- Without the selection bias (each fold's rule chosen on the other folds, "
                      f"scored by the chosen member's own Dice): mean {crossed['mean_dice']:.3f}, "
                      f"against {in_fold:.3f} for the combined model with its in-fold rule and "
@@ -270,6 +269,13 @@ def comparison(results: Mapping[int, Mapping[str, Any]], summary: Mapping[str, A
                      "training iterations on a GPU): a different task and budget, so only the "
                      "pattern between members is comparable, not the level.")
     return lines
+
+
+def hindsight_mean(summary: Mapping[str, Any], organs: Sequence[str], members: Sequence[str]
+                   ) -> float:
+    """Mean over organs of the best member's own mean Dice, picked on the scored cases."""
+    return float(np.mean([max(summary[m][o]["dice"] for m in members if o in summary[m])
+                          for o in organs if any(o in summary[m] for m in members)]))
 
 
 def _signed(value: float) -> str:
@@ -304,9 +310,8 @@ def selection_effect(results: Mapping[int, Mapping[str, Any]], summary: Mapping[
                      f"on the test cases, which chose nothing: {on_test:.3f} (difference "
                      f"{_signed(on_inner - on_test)}; part of it is the two case sets' own "
                      "difference, not selection).")
-    members = [m for m in ("2d", "3d", "3d_small") if m in summary]
-    hindsight = float(np.mean([max(summary[m][o]["dice"] for m in members if o in summary[m])
-                               for o in organs if any(o in summary[m] for m in members)]))
+    hindsight = hindsight_mean(summary, organs,
+                               [m for m in ("2d", "3d", "3d_small") if m in summary])
     lines.append(f"- Rule picked with hindsight on the test cases (each organ's best member "
                  f"there, by that member's own Dice, i.e. without the combined model's "
                  f"largest-component step): mean {hindsight:.3f}, against {tested:.3f} for the "
