@@ -154,6 +154,9 @@ def test_dataset_commands_end_to_end(tmp_path, capsys):
     code, stdout, _ = _run(capsys, "dataset", "export", str(ds), "--nnunet", str(tmp_path / "nn"))
     assert code == 0 and (tmp_path / "nn" / "dataset.json").is_file()
     code, _, err = _run(capsys, "dataset", "fingerprint", str(tmp_path / "nowhere"))
+    assert code == 2 and "nowhere: no such data set folder" in err and err.count("\n") == 1
+    (tmp_path / "nowhere").mkdir()  # a folder, but no data set imported into it
+    code, _, err = _run(capsys, "dataset", "fingerprint", str(tmp_path / "nowhere"))
     assert code == 2 and "no training cache" in err and err.count("\n") == 1
 
 
